@@ -1,0 +1,243 @@
+"""Findings -> incidents: open, fold repeats, resolve after a hold time, detect flapping.
+
+All writes caused by one batch of findings happen in ONE transaction: the incident rows, their
+timeline entries and the outbox rows of the notifications they cause. A caller is acknowledged
+only after that transaction commits, so an acknowledged finding survives a crash. Each finding
+runs in a savepoint, so one bad finding fails alone and the rest of the batch commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from monitord.clock import Clock
+from monitord.config import Config
+from monitord.i18n import N_
+from monitord.incidents.store import Store
+from monitord.incidents.store import repository as repo
+from monitord.incidents.store.models import IncidentRow
+from monitord.incidents.workflow import NoWorkflow, WorkflowHook
+from monitord.records import HD01_CLASSIFICATION, Finding, Severity
+
+log = logging.getLogger("monitord.incidents")
+
+OPENED, UPDATED, CLEARING, RESOLVED, REOPENED, IGNORED, FAILED = (
+    "opened", "updated", "clearing", "resolved", "reopened", "ignored", "failed")
+
+# Timeline action words (translated where they are shown).
+TIMELINE_WORDS = {
+    "opened": N_("opened"), "clearing": N_("clearing"), "refired": N_("fired again"),
+    "resolved": N_("resolved"), "reopened": N_("reopened"), "flapping": N_("flapping"),
+    "severity_raised": N_("severity raised"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a finding did: the action taken and the incident it touched."""
+
+    action: str
+    number: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerSettings:
+    resolve_hold: timedelta
+    flap_window: timedelta
+    flap_threshold: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> "ManagerSettings":
+        s = config.incidents
+        return cls(s.resolve_hold, s.flap_window, s.flap_threshold)
+
+
+class IncidentManager:
+    def __init__(self, store: Store, config: Config, clock: Clock,
+                 workflow: WorkflowHook | None = None,
+                 on_outcome: Callable[[Finding, Outcome], None] | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.workflow = workflow or NoWorkflow()
+        self.on_outcome = on_outcome
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        self.settings = ManagerSettings.from_config(config)
+
+    # -- findings ---------------------------------------------------------------------------
+
+    def apply(self, findings: Sequence[Finding]) -> list[Outcome]:
+        """Apply a batch in one transaction; returns one outcome per finding, in order.
+        Raises only when the commit itself fails (then nothing of the batch is acknowledged)."""
+        outcomes: list[Outcome] = []
+        with self.store.sessions() as session, session.begin():
+            now = self.clock.now()
+            for finding in findings:
+                outcomes.append(self._apply_one(session, finding, now))
+        if self.on_outcome:
+            for finding, outcome in zip(findings, outcomes):
+                self.on_outcome(finding, outcome)
+        return outcomes
+
+    def _apply_one(self, session: Session, finding: Finding, now: datetime) -> Outcome:
+        for attempt in (1, 2):
+            savepoint = session.begin_nested()
+            try:
+                outcome = self._fire(session, finding, now) if finding.firing else \
+                    self._clear(session, finding)
+                savepoint.commit()
+                return outcome
+            except IntegrityError:
+                # Another daemon opened the same problem a moment ago: fold into its incident.
+                savepoint.rollback()
+                if attempt == 2:
+                    raise
+            except Exception as exc:  # one bad finding must not sink the batch
+                savepoint.rollback()
+                log.exception("finding could not be applied kind=%s key=%s",
+                              finding.kind, finding.dedup_key)
+                return Outcome(FAILED, error=type(exc).__name__)
+        raise AssertionError("unreachable")
+
+    def _fire(self, session: Session, finding: Finding, now: datetime) -> Outcome:
+        incident = repo.find_open(session, finding.dedup_key)
+        if incident is not None:
+            return self._update(session, incident, finding, now)
+        recent = repo.find_recently_resolved(session, finding.dedup_key,
+                                             now - self.settings.flap_window)
+        if recent is not None:
+            return self._reopen(session, recent, finding, now)
+        return self._open(session, finding, now)
+
+    def _open(self, session: Session, finding: Finding, now: datetime) -> Outcome:
+        device = self.config.device(finding.device) if finding.device else None
+        site = self.config.site(device.site) if device else None
+        local = now.astimezone(self.config.tz)
+        seq, number = repo.next_number(session, local.year)
+        incident = IncidentRow(
+            number=number, year=local.year, seq=seq,
+            recorded_at=now, reported_at=finding.first_seen,
+            location=(site.description or site.name) if site else "",
+            reporter_name=repo.SYSTEM_ACTOR, reporter_agency="", reporter_phone="",
+            reporter_email="", classification=HD01_CLASSIFICATION[finding.category],
+            helpdesk_officer=repo.SYSTEM_ACTOR, source="monitor", kind=finding.kind,
+            category=finding.category.value, severity=finding.severity.value,
+            impact=finding.impact.value, urgency=finding.urgency.value,
+            summary=finding.summary, device=finding.device, subject=finding.subject,
+            evidence=dict(finding.evidence), dedup_key=finding.dedup_key,
+            open_key=finding.dedup_key, status="open", first_seen=finding.first_seen,
+            last_seen=finding.last_seen, occurrences=1, flapping=False,
+            transitions={"clears": []}, updated_at=now,
+        )
+        session.add(incident)
+        session.flush()
+        repo.append_timeline(session, incident, now, "opened", finding.summary,
+                             data={"kind": finding.kind, "severity": finding.severity.value})
+        self._notify(session, incident, "incident_opened", now)
+        self.workflow.incident_opened(session, incident, now)
+        return Outcome(OPENED, number)
+
+    def _update(self, session: Session, incident: IncidentRow, finding: Finding,
+                now: datetime) -> Outcome:
+        incident.last_seen = max(incident.last_seen, finding.last_seen)
+        incident.occurrences += 1
+        incident.evidence = dict(finding.evidence)
+        incident.updated_at = now
+        if incident.clearing_since is not None:
+            incident.clearing_since = None
+            if not incident.flapping:
+                repo.append_timeline(session, incident, now, "refired")
+        if Severity(finding.severity).rank > Severity(incident.severity).rank:
+            repo.append_timeline(session, incident, now, "severity_raised",
+                                 data={"from": incident.severity, "to": finding.severity.value})
+            incident.severity = finding.severity.value
+        return Outcome(UPDATED, incident.number)
+
+    def _reopen(self, session: Session, incident: IncidentRow, finding: Finding,
+                now: datetime) -> Outcome:
+        incident.status, incident.open_key = "open", incident.dedup_key
+        incident.resolved_at, incident.clearing_since = None, None
+        incident.last_seen = max(incident.last_seen, finding.last_seen)
+        incident.occurrences += 1
+        incident.updated_at = now
+        session.flush()  # the open_key unique constraint speaks here, inside the savepoint
+        if not incident.flapping:
+            repo.append_timeline(session, incident, now, "reopened", finding.summary)
+            self._notify(session, incident, "incident_reopened", now)
+        self.workflow.incident_reopened(session, incident, now)
+        return Outcome(REOPENED, incident.number)
+
+    def _clear(self, session: Session, finding: Finding) -> Outcome:
+        incident = repo.find_open(session, finding.dedup_key)
+        if incident is None:
+            return Outcome(IGNORED)
+        if incident.clearing_since is not None:
+            return Outcome(CLEARING, incident.number)
+        at = finding.last_seen
+        incident.clearing_since = at
+        incident.updated_at = at
+        clears = [c for c in incident.transitions.get("clears", [])
+                  if datetime.fromisoformat(c) > at - self.settings.flap_window]
+        clears.append(at.isoformat())
+        incident.transitions = {"clears": clears[-self.settings.flap_threshold:]}
+        if not incident.flapping and len(clears) >= self.settings.flap_threshold:
+            incident.flapping = True
+            repo.append_timeline(session, incident, at, "flapping",
+                                 data={"cycles": len(clears),
+                                       "window_s": self.settings.flap_window.total_seconds()})
+            self._notify(session, incident, "incident_flapping", at)
+        elif not incident.flapping:
+            repo.append_timeline(session, incident, at, "clearing")
+        return Outcome(CLEARING, incident.number)
+
+    # -- time -------------------------------------------------------------------------------
+
+    def hold_for(self, incident: IncidentRow) -> timedelta:
+        """A flapping problem must stay quiet for the whole flap window to count as resolved."""
+        if incident.flapping:
+            return max(self.settings.resolve_hold, self.settings.flap_window)
+        return self.settings.resolve_hold
+
+    def tick(self) -> list[Outcome]:
+        """Resolve incidents whose clear has held long enough. Safe to call at any time and
+        after a restart: the resolution time is the moment the hold ran out, not now."""
+        now = self.clock.now()
+        outcomes = []
+        with self.store.sessions() as session, session.begin():
+            for incident in repo.due_for_resolution(session, now - self.settings.resolve_hold):
+                resolved_at = incident.clearing_since + self.hold_for(incident)
+                if resolved_at > now:
+                    continue
+                incident.status, incident.open_key = "resolved", None
+                incident.resolved_at, incident.updated_at = resolved_at, now
+                incident.clearing_since = None
+                repo.append_timeline(session, incident, resolved_at, "resolved",
+                                     data={"hold_s": self.hold_for(incident).total_seconds()})
+                self._notify(session, incident, "incident_resolved", resolved_at)
+                self.workflow.incident_resolved(session, incident, resolved_at)
+                outcomes.append(Outcome(RESOLVED, incident.number))
+        return outcomes
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def _notify(self, session: Session, incident: IncidentRow, event: str, at: datetime) -> None:
+        """One outbox row per channel that wants this event at this severity."""
+        severity = Severity(incident.severity)
+        for channel in self.config.notifications.channels:
+            if event not in channel.events or severity.rank < channel.min_severity.rank:
+                continue
+            key = f"{incident.number}:{event}:{at.isoformat()}:{channel.name}"
+            repo.enqueue_notification(session, incident, channel.name, event, at, key, {
+                "number": incident.number, "event": event, "summary": incident.summary,
+                "severity": incident.severity, "category": incident.category,
+                "device": incident.device,
+            })

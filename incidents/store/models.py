@@ -1,0 +1,155 @@
+"""Tables of the incident store. The schema itself is created by the Alembic migrations in
+`migrations/versions/`; these classes must match them (tests/test_store.py checks)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# BIGINT keys on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else \
+            value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime()}
+
+
+class DeviceRow(Base):
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(253))
+    site: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    parent: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime]
+
+
+class IncidentSequence(Base):
+    """Per-year counter behind the readable number 2026-000123 (Form HD-01's Nomor Urut)."""
+
+    __tablename__ = "incident_sequences"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (UniqueConstraint("year", "seq", name="uq_incidents_year_seq"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    year: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    # Form HD-01
+    recorded_at: Mapped[datetime]
+    reported_at: Mapped[datetime]
+    location: Mapped[str] = mapped_column(String(200), default="")
+    reporter_name: Mapped[str] = mapped_column(String(200))
+    reporter_agency: Mapped[str] = mapped_column(String(200), default="")
+    reporter_phone: Mapped[str] = mapped_column(String(50), default="")
+    reporter_email: Mapped[str] = mapped_column(String(200), default="")
+    classification: Mapped[int] = mapped_column(Integer)
+    helpdesk_officer: Mapped[str] = mapped_column(String(200), default="")
+    # what it is
+    source: Mapped[str] = mapped_column(String(16))  # monitor | report
+    kind: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    impact: Mapped[str] = mapped_column(String(16))
+    urgency: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    device: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dedup_key: Mapped[str] = mapped_column(String(400), index=True)
+    # open_key equals dedup_key while the incident is open and NULL afterwards: its unique
+    # constraint makes "at most one open incident per problem" hold across daemons.
+    open_key: Mapped[str | None] = mapped_column(String(400), unique=True)
+    # lifecycle
+    status: Mapped[str] = mapped_column(String(16))  # open | resolved | closed
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    clearing_since: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False)
+    transitions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the seam for the SOP workflow (issue: escalation workflow)
+    workflow: Mapped[str | None] = mapped_column(String(64))
+    step: Mapped[str | None] = mapped_column(String(64))
+    step_due_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+    timeline: Mapped[list["TimelineRow"]] = relationship(
+        back_populates="incident", order_by="TimelineRow.id", lazy="selectin")
+
+
+class TimelineRow(Base):
+    """Append-only: database triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "incident_timeline"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    incident: Mapped[IncidentRow] = relationship(back_populates="timeline")
+
+
+class OutboxRow(Base):
+    """Transactional outbox: written with the state change, delivered later by the notifier."""
+
+    __tablename__ = "notification_outbox"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    created_at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")

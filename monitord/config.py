@@ -1,0 +1,356 @@
+"""The configuration schema: one YAML file validated into typed, frozen objects.
+
+`monitord.config_loader` reads the file and turns every validation error into a message that
+names the file, the line, the key path, what was found and what is expected. This module only
+says what a valid configuration is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from typing import Annotated, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from monitord.i18n import _
+from monitord.records import Category, Severity
+from monitord.secrets import Secret, resolve_secret
+
+DEFAULT_CONFIG_PATH = "/etc/monitord/monitord.yaml"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ROLE_CODES = ("HD", "PO", "KD", "KS", "KB", "TU")
+DIVISIONS = ("SIM", "IPL", "IPK")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def _parse_duration(value: object) -> object:
+    """'30s', '5m', '1h', '2d' or a number of seconds -> timedelta."""
+    if isinstance(value, bool):
+        return value  # let pydantic reject it with its own message
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(_("a duration such as 30s, 5m, 1h or 2d"))
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Model):
+    """Where a secret's value comes from; an inline value is never accepted."""
+
+    env: str | None = None
+    file: str | None = None
+    credential: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SecretRef":
+        given = [name for name in ("env", "file", "credential") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(
+                _("exactly one of env, file or credential (systemd LoadCredential=)")
+            )
+        return self
+
+    def resolve(self) -> Secret:
+        return resolve_secret(self.env, self.file, self.credential)
+
+
+def _secret_ref(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(
+            _("a reference such as {env: VARIABLE}, {file: /path} or {credential: NAME}; "
+              "inline secrets are not accepted")
+        )
+    return value
+
+
+SecretField = Annotated[SecretRef, BeforeValidator(_secret_ref)]
+
+
+class Site(Model):
+    name: Name
+    description: str = ""
+    address: str = ""
+
+
+class SnmpV1Credential(Model):
+    type: Literal["snmp_v1"]
+    community: SecretField
+
+
+class SnmpV2cCredential(Model):
+    type: Literal["snmp_v2c"]
+    community: SecretField
+
+
+class SnmpV3Credential(Model):
+    type: Literal["snmp_v3"]
+    user: str
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "sha"
+    auth_key: SecretField
+    priv_protocol: Literal["none", "des", "aes", "aes192", "aes256"] = "aes"
+    priv_key: SecretField | None = None
+    context: str = ""
+
+    @model_validator(mode="after")
+    def _priv_needs_key(self) -> "SnmpV3Credential":
+        if self.priv_protocol != "none" and self.priv_key is None:
+            raise ValueError(_("priv_key when priv_protocol is not none (authPriv)"))
+        return self
+
+
+class SshCredential(Model):
+    type: Literal["ssh"]
+    username: str
+    password: SecretField | None = None
+    private_key: SecretField | None = None
+    port: int = Field(22, ge=1, le=65535)
+
+
+Credential = Annotated[
+    Union[SnmpV1Credential, SnmpV2cCredential, SnmpV3Credential, SshCredential],
+    Field(discriminator="type"),
+]
+
+DeviceKind = Literal["router", "switch", "firewall", "ups", "server", "pdu", "other"]
+
+
+class Device(Model):
+    name: Name
+    address: str
+    site: Name
+    kind: DeviceKind
+    credential: Name | None = None
+    ssh_credential: Name | None = None
+    parent: Name | None = None
+    tags: tuple[str, ...] = ()
+    snmp_port: int = Field(161, ge=1, le=65535)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not re.match(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+                            r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$", value):
+                raise ValueError(_("an IP address or a host name")) from None
+        return value
+
+
+class CollectorSettings(Model):
+    enabled: bool = True
+    interval: Duration = timedelta(seconds=60)
+    jitter: Duration = timedelta(seconds=2)
+    timeout: Duration = timedelta(seconds=30)
+
+
+class Collectors(Model):
+    host: CollectorSettings = CollectorSettings(interval=timedelta(seconds=30))
+    backoff_max: Duration = timedelta(minutes=5)
+
+
+class HostThresholds(Model):
+    cpu_percent: float = Field(90.0, gt=0, le=100)
+    memory_percent: float = Field(90.0, gt=0, le=100)
+    swap_percent: float = Field(80.0, gt=0, le=100)
+    disk_used_percent: float = Field(90.0, gt=0, le=100)
+    load_per_cpu: float = Field(2.0, gt=0)
+    consecutive: int = Field(3, ge=1, le=100)
+
+
+class Detectors(Model):
+    host: HostThresholds = HostThresholds()
+
+
+class IncidentSettings(Model):
+    resolve_hold: Duration = timedelta(minutes=5)
+    flap_window: Duration = timedelta(hours=1)
+    flap_threshold: int = Field(5, ge=2)
+    batch_max: int = Field(500, ge=1, le=10000)
+
+
+class Queues(Model):
+    samples: int = Field(10000, ge=10)
+    findings: int = Field(10000, ge=10)
+
+
+class Storage(Model):
+    url: str = "sqlite:////var/lib/monitord/monitord.db"
+    password: SecretField | None = None
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+    pool_size: int = Field(5, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+            raise ValueError(
+                _("a database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+            )
+        if re.match(r"^postgresql(\+\w+)?://[^/@]*:[^/@]*@", value):
+            raise ValueError(_("a URL without a password; put it under storage.password"))
+        return value
+
+
+class Http(Model):
+    listen: str = "127.0.0.1:9877"
+    ingest_token: SecretField | None = None
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(_("HOST:PORT, such as 127.0.0.1:9877"))
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+NotifyEvent = Literal["incident_opened", "incident_reopened", "incident_resolved",
+                      "incident_flapping"]
+ALL_EVENTS: tuple[NotifyEvent, ...] = ("incident_opened", "incident_reopened", "incident_resolved",
+                                       "incident_flapping")
+
+
+class _Channel(Model):
+    name: Name
+    events: tuple[NotifyEvent, ...] = ALL_EVENTS
+    min_severity: Severity = Severity.LOW
+
+
+class EmailChannel(_Channel):
+    type: Literal["email"]
+    smtp_host: str
+    smtp_port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    sender: str
+    to: tuple[str, ...] = Field(min_length=1)
+    username: str | None = None
+    password: SecretField | None = None
+
+
+class TelegramChannel(_Channel):
+    type: Literal["telegram"]
+    bot_token: SecretField
+    chat_id: str
+
+
+class WebhookChannel(_Channel):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    token: SecretField | None = None
+
+
+class LogChannel(_Channel):
+    type: Literal["log"]
+
+
+Channel = Annotated[
+    Union[EmailChannel, TelegramChannel, WebhookChannel, LogChannel],
+    Field(discriminator="type"),
+]
+
+
+class Notifications(Model):
+    channels: tuple[Channel, ...] = ()
+
+
+class Person(Model):
+    name: Name
+    full_name: str = ""
+    roles: tuple[Literal[ROLE_CODES], ...] = Field(min_length=1)  # type: ignore[valid-type]
+    division: Literal[DIVISIONS] | None = None  # type: ignore[valid-type]
+    email: str | None = None
+    phone: str | None = None
+    language: Literal["en", "id"] | None = None
+
+
+class Logging(Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(Model):
+    language: Literal["en", "id"] | None = None
+    timezone: str = "Asia/Jakarta"
+    logging: Logging = Logging()
+    sites: tuple[Site, ...] = ()
+    credentials: dict[Name, Credential] = {}
+    devices: tuple[Device, ...] = ()
+    collectors: Collectors = Collectors()
+    detectors: Detectors = Detectors()
+    incidents: IncidentSettings = IncidentSettings()
+    queues: Queues = Queues()
+    storage: Storage = Storage()
+    http: Http = Http()
+    notifications: Notifications = Notifications()
+    people: tuple[Person, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(_("an IANA time zone such as Asia/Jakarta")) from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def device(self, name: str) -> Device | None:
+        return next((d for d in self.devices if d.name == name), None)
+
+    def site(self, name: str) -> Site | None:
+        return next((s for s in self.sites if s.name == name), None)
+
+    def secret_refs(self) -> list[tuple[str, SecretRef]]:
+        """Every secret reference with its key path, to resolve them all at start."""
+        found: list[tuple[str, SecretRef]] = []
+
+        def walk(value: object, path: str) -> None:
+            if isinstance(value, SecretRef):
+                found.append((path, value))
+            elif isinstance(value, BaseModel):
+                for key in type(value).model_fields:
+                    walk(getattr(value, key), f"{path}.{key}" if path else key)
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    walk(item, f"{path}.{key}")
+            elif isinstance(value, tuple):
+                for index, item in enumerate(value):
+                    walk(item, f"{path}[{index}]")
+
+        walk(self, "")
+        return found

@@ -1,0 +1,245 @@
+"""The daemon's lifecycle: start, run, reload on SIGHUP, stop on SIGTERM within 10 seconds
+without losing a finding that was in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitord import __version__
+from monitord.clock import Clock, SystemClock
+from monitord.collectors.host import HostCollector
+from monitord.config import Config
+from monitord.config_loader import ConfigError, load_config
+from monitord.detectors.host import HostThresholdDetector
+from monitord.http import build_app, make_server
+from monitord.i18n import set_language
+from monitord.incidents.manager import IncidentManager
+from monitord.incidents.store import Store, open_store
+from monitord.incidents.store import repository as repo
+from monitord.logs import setup_logging
+from monitord.metrics import Metrics
+from monitord.pipeline import Pipeline
+from monitord.scheduler import RunningCollector, Scheduler
+from monitord.sdnotify import SystemdNotifier
+from monitord.secrets import Secret, SecretSourceError
+
+log = logging.getLogger("monitord.daemon")
+STOP_BUDGET_S = 9.0
+TICK_SECONDS = 5.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    storage_password: Secret | None
+    ingest_token: Secret | None
+
+
+def resolve_secrets(config: Config) -> Secrets:
+    """Resolve every secret reference now, so a missing one stops the start (or the reload)
+    with its key path named and its value never shown."""
+    resolved: dict[str, Secret] = {}
+    problems = []
+    for path, ref in config.secret_refs():
+        try:
+            resolved[path] = ref.resolve()
+        except SecretSourceError as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        raise StartupError("secrets cannot be resolved: " + "; ".join(problems))
+    return Secrets(resolved.get("storage.password"), resolved.get("http.ingest_token"))
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"http.listen {host}:{port}: cannot listen ({exc.strerror})") from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+class Daemon:
+    def __init__(self, config_path: str | Path, config: Config, clock: Clock | None = None,
+                 duration: float | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.duration = duration
+        self.metrics = Metrics()
+        self.notifier = SystemdNotifier()
+        self._stop = asyncio.Event()
+        self.store: Store | None = None
+
+    # -- building blocks --------------------------------------------------------------------
+
+    def _collectors(self, config: Config) -> list[RunningCollector]:
+        jobs = []
+        if config.collectors.host.enabled:
+            jobs.append(RunningCollector(HostCollector(), config.collectors.host, self.pipeline,
+                                         self.metrics, self.clock, config.collectors.backoff_max))
+        return jobs
+
+    def _detectors(self, config: Config) -> list:
+        return [HostThresholdDetector(config.detectors.host)]
+
+    def _open_counts(self):
+        with self.store.sessions() as session:
+            return [(c.category, c.severity, c.count) for c in repo.open_counts(session)]
+
+    def _health(self) -> dict:
+        return {"status": "stopping" if self._stop.is_set() else "ok", "version": __version__,
+                "queues": {name: size for name, size, _max in self.pipeline.depths()}}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        secrets = resolve_secrets(self.config)
+        self.secrets = secrets
+        http_socket = bind_socket(self.config.http.host, self.config.http.port)
+        self.store = open_store(self.config.storage, secrets.storage_password)
+        await asyncio.to_thread(self.store.migrate)
+        await asyncio.to_thread(self._sync_devices, self.config)
+        self.manager = IncidentManager(self.store, self.config, self.clock)
+        self.pipeline = Pipeline(self.manager, self._detectors(self.config), self.metrics,
+                                 self.config.queues.samples, self.config.queues.findings,
+                                 self.config.incidents.batch_max)
+        self.metrics.watch_store(self._open_counts)
+        self.pipeline.start()
+        app = build_app(self.metrics, self.pipeline.submit, self.clock.now,
+                        lambda: self.secrets.ingest_token, self._health)
+        self.server = make_server(app, self.config.http.host, self.config.http.port)
+        server_task = asyncio.create_task(self.server.serve(sockets=[http_socket]), name="http")
+        self.scheduler = Scheduler(self.metrics)
+        for job in self._collectors(self.config):
+            self.scheduler.add(job)
+        self.scheduler.add_internal("incident-tick", self._tick, TICK_SECONDS)
+        self.scheduler.start()
+        await asyncio.to_thread(self.manager.tick)  # overdue resolutions after a restart
+        self._install_signals()
+        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        if self.duration:
+            asyncio.get_running_loop().call_later(self.duration, self._stop.set)
+        self.notifier.ready(f"monitoring, /metrics on {self.config.http.listen}")
+        log.info("monitord started version=%s listen=%s store=%s config=%s", __version__,
+                 self.config.http.listen, self.store.dialect, self.config_path)
+        await self._stop.wait()
+        await self._shutdown(server_task, watchdog)
+        return 0
+
+    async def _shutdown(self, server_task: asyncio.Task, watchdog: asyncio.Task) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_BUDGET_S
+        self.notifier.stopping()
+        log.info("stopping: finishing collector runs and committing findings in flight")
+        await self.scheduler.stop(timeout=3.0)
+        try:
+            await asyncio.wait_for(self.pipeline.drain(), max(0.5, deadline - loop.time() - 1))
+        except asyncio.TimeoutError:
+            log.error("stop budget ran out with findings=%d still queued (not acknowledged)",
+                      self.pipeline.findings.qsize())
+        await self._tick()
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(server_task, max(0.2, deadline - loop.time()))
+        except (asyncio.TimeoutError, SystemExit):
+            server_task.cancel()
+        watchdog.cancel()
+        await self.pipeline.stop()
+        self.store.close()
+        log.info("monitord stopped")
+
+    async def _tick(self) -> None:
+        try:
+            await asyncio.to_thread(self.manager.tick)
+        except Exception as exc:
+            log.error("incident tick failed error=%s", type(exc).__name__)
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        if not interval:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _sync_devices(self, config: Config) -> None:
+        with self.store.sessions() as session, session.begin():
+            repo.sync_devices(session, config.devices, self.clock.now())
+
+    # -- reload -----------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """SIGHUP: a bad file is rejected and the running configuration stays."""
+        self.notifier.reloading()
+        try:
+            config = await asyncio.to_thread(load_config, self.config_path)
+            secrets = resolve_secrets(config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload rejected: %s", problem)
+            return self._reloaded(False)
+        except StartupError as exc:
+            log.error("reload rejected: %s", exc)
+            return self._reloaded(False)
+        if config.http != self.config.http or config.storage != self.config.storage:
+            log.warning("http and storage changes take effect at the next restart")
+        setup_logging(config.logging.level, config.logging.format)
+        set_language(config.language)
+        self.secrets = Secrets(self.secrets.storage_password, secrets.ingest_token)
+        self.manager.reconfigure(config)
+        for detector in self.pipeline.detectors:  # keep their state (what is firing)
+            detector.reconfigure(config)
+        self.scheduler.remove_collectors()
+        for job in self._collectors(config):
+            self.scheduler.add(job)
+        await asyncio.to_thread(self._sync_devices, config)
+        self.config = config
+        log.info("configuration reloaded config=%s", self.config_path)
+        return self._reloaded(True)
+
+    def _reloaded(self, ok: bool) -> bool:
+        self.metrics.reloads.labels("ok" if ok else "rejected").inc()
+        self.notifier.ready("reloaded" if ok else "reload rejected; running config kept")
+        return ok
+
+
+def run_daemon(config_path: str | Path, duration: float | None = None) -> int:
+    """Load, validate and run. A bad configuration stops the start with every problem listed."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        setup_logging()
+        for problem in exc.problems:
+            log.error("configuration: %s", problem)
+        return 2
+    setup_logging(config.logging.level, config.logging.format)
+    set_language(config.language)
+    daemon = Daemon(config_path, config, duration=duration)
+    try:
+        return asyncio.run(daemon.run())
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 1

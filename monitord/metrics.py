@@ -1,0 +1,112 @@
+"""monitord's Prometheus metrics, created in one place at start on a private registry.
+
+Labels are bounded: collector names and queue names come from code, finding kinds are capped
+(`KIND_LABEL_CAP` distinct values, the rest reported as "other"), and no label ever holds a
+device-supplied string or a secret."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from typing import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitord import __version__
+
+log = logging.getLogger("monitord.metrics")
+KIND_LABEL_CAP = 200
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Gauge("monitord_build_info", "Version of the running monitord.",
+                                ["version", "python"], registry=r)
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.collector_duration = Histogram(
+            "monitord_collector_run_duration_seconds", "Duration of one collector run.",
+            ["collector"], registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.collector_runs = Counter("monitord_collector_runs_total",
+                                      "Collector runs by outcome.", ["collector", "outcome"],
+                                      registry=r)
+        self.collector_overruns = Counter(
+            "monitord_collector_overruns_total",
+            "Runs skipped because the previous run of the same job was still going.",
+            ["collector"], registry=r)
+        self.samples = Counter("monitord_samples_total", "Samples emitted by collectors.",
+                               ["collector"], registry=r)
+        self.queue_full = Counter("monitord_queue_full_total",
+                                  "Times a producer had to wait because a queue was full.",
+                                  ["queue"], registry=r)
+        self.findings = Counter("monitord_findings_total", "Findings by kind and state.",
+                                ["kind", "state"], registry=r)
+        self.finding_outcomes = Counter("monitord_finding_outcomes_total",
+                                        "What the incident manager did with findings.",
+                                        ["action"], registry=r)
+        self.store_commits = Counter("monitord_store_commits_total",
+                                     "Incident-store transactions by outcome.", ["outcome"],
+                                     registry=r)
+        self.detector_errors = Counter("monitord_detector_errors_total",
+                                       "Records a detector could not handle.", ["detector"],
+                                       registry=r)
+        self.reloads = Counter("monitord_config_reloads_total",
+                               "Configuration reloads (SIGHUP) by outcome.", ["outcome"],
+                               registry=r)
+        self._kinds: set[str] = set()
+
+    def kind_label(self, kind: str) -> str:
+        if kind in self._kinds:
+            return kind
+        if len(self._kinds) >= KIND_LABEL_CAP:
+            return "other"
+        self._kinds.add(kind)
+        return kind
+
+    def watch_queues(self, depths: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        self.registry.register(_QueueCollector(depths))
+
+    def watch_store(self, open_counts: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+        self.registry.register(_OpenIncidentsCollector(open_counts))
+
+
+class _QueueCollector(Collector):
+    def __init__(self, depths: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        self._depths = depths
+
+    def collect(self):
+        depth = GaugeMetricFamily("monitord_queue_depth", "Items waiting in a pipeline queue.",
+                                  labels=["queue"])
+        capacity = GaugeMetricFamily("monitord_queue_capacity", "Size bound of a pipeline queue.",
+                                     labels=["queue"])
+        for name, size, maxsize in self._depths():
+            depth.add_metric([name], size)
+            capacity.add_metric([name], maxsize)
+        yield depth
+        yield capacity
+
+
+class _OpenIncidentsCollector(Collector):
+    """Computed at scrape time from the store, so it is right after a restart too."""
+
+    def __init__(self, counts: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+        self._counts = counts
+
+    def collect(self):
+        family = GaugeMetricFamily("monitord_incidents_open",
+                                   "Open incidents by category and severity.",
+                                   labels=["category", "severity"])
+        up = GaugeMetricFamily("monitord_store_up", "1 if the incident store answered the scrape.")
+        try:
+            for category, severity, count in self._counts():
+                family.add_metric([category, severity], count)
+            up.add_metric([], 1)
+        except Exception as exc:  # an outage must not break /metrics
+            log.warning("store unavailable for metrics error=%s", type(exc).__name__)
+            up.add_metric([], 0)
+        yield family
+        yield up

@@ -1,0 +1,119 @@
+"""Incidents as JSON (for scripts) and as readable text (for people at a terminal).
+
+Text from devices and reporters is hostile: in the terminal, control characters are shown as
+escapes so a crafted sysDescr or DNS name cannot move the cursor or rewrite the screen."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Sequence
+
+from monitord.i18n import _
+from monitord.incidents.manager import TIMELINE_WORDS
+from monitord.incidents.store.models import IncidentRow, OutboxRow, TimelineRow
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(value: object, limit: int | None = None) -> str:
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                        else f"\\u{ord(m.group()):04x}", text)
+    if limit and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def incident_summary(row: IncidentRow) -> dict[str, Any]:
+    return {
+        "number": row.number, "status": row.status, "severity": row.severity,
+        "category": row.category, "kind": row.kind, "device": row.device,
+        "subject": row.subject, "summary": row.summary, "flapping": row.flapping,
+        "occurrences": row.occurrences, "first_seen": _iso(row.first_seen),
+        "last_seen": _iso(row.last_seen), "resolved_at": _iso(row.resolved_at),
+    }
+
+
+def incident_detail(row: IncidentRow, outbox: Sequence[OutboxRow]) -> dict[str, Any]:
+    return {
+        **incident_summary(row),
+        "hd01": {
+            "number": row.number, "recorded_at": _iso(row.recorded_at),
+            "reported_at": _iso(row.reported_at), "location": row.location,
+            "reporter": {"name": row.reporter_name, "agency": row.reporter_agency,
+                         "phone": row.reporter_phone, "email": row.reporter_email},
+            "classification": row.classification, "helpdesk_officer": row.helpdesk_officer,
+        },
+        "source": row.source, "impact": row.impact, "urgency": row.urgency,
+        "dedup_key": row.dedup_key, "evidence": row.evidence,
+        "clearing_since": _iso(row.clearing_since),
+        "workflow": row.workflow, "step": row.step, "step_due_at": _iso(row.step_due_at),
+        "timeline": [timeline_entry(t) for t in row.timeline],
+        "outbox": [{"channel": o.channel, "event": o.event, "status": o.status,
+                    "created_at": _iso(o.created_at)} for o in outbox],
+    }
+
+
+def timeline_entry(row: TimelineRow) -> dict[str, Any]:
+    return {"at": _iso(row.at), "actor": row.actor, "role": row.role, "action": row.action,
+            "note": row.note, "data": row.data}
+
+
+def table(rows: Sequence[IncidentRow], tz) -> str:
+    headers = [_("Number"), _("Status"), _("Severity"), _("Category"), _("Device"),
+               _("Count"), _("Last seen"), _("Summary")]
+    body = [[r.number, _(r.status) + (" ~" if r.flapping else ""), _(r.severity),
+             _(r.category), safe_text(r.device or "-", 24), str(r.occurrences),
+             r.last_seen.astimezone(tz).strftime("%Y-%m-%d %H:%M"), safe_text(r.summary, 70)]
+            for r in rows]
+    if not body:
+        return _("No incidents.")
+    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in body]
+    return "\n".join(lines)
+
+
+def detail_text(row: IncidentRow, outbox: Sequence[OutboxRow], tz) -> str:
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(tz).strftime("%A %Y-%m-%d %H:%M:%S %Z") if moment else "-"
+
+    out = [
+        _("Incident {number}").format(number=row.number),
+        f"  {_('Status')}: {_(row.status)}" + (f" ({_('flapping')})" if row.flapping else ""),
+        f"  {_('Severity')}: {_(row.severity)}   {_('Impact')}: {_(row.impact)}   "
+        f"{_('Urgency')}: {_(row.urgency)}",
+        f"  {_('Category')}: {_(row.category)}   {_('Kind')}: {row.kind}",
+        f"  {_('Device')}: {safe_text(row.device or '-')}   "
+        f"{_('Subject')}: {safe_text(row.subject or '-')}",
+        f"  {_('Summary')}: {safe_text(row.summary)}",
+        f"  {_('Seen')}: {row.occurrences}x, {when(row.first_seen)} .. {when(row.last_seen)}",
+        "",
+        _("Form HD-01"),
+        f"  {_('Sequence number')}: {row.number}",
+        f"  {_('Recorded')}: {when(row.recorded_at)}",
+        f"  {_('Reported')}: {when(row.reported_at)}",
+        f"  {_('Location')}: {safe_text(row.location or '-')}",
+        f"  {_('Reporter')}: {safe_text(row.reporter_name)} {safe_text(row.reporter_agency)} "
+        f"{safe_text(row.reporter_phone)} {safe_text(row.reporter_email)}".rstrip(),
+        f"  {_('Classification')}: {row.classification}",
+        f"  {_('Help-desk officer')}: {safe_text(row.helpdesk_officer)}",
+        "",
+        _("Evidence"),
+        *[f"  {safe_text(k)}: {safe_text(v, 200)}" for k, v in sorted(row.evidence.items())],
+        "",
+        _("Timeline"),
+        *[f"  {when(t.at)}  {safe_text(t.actor)} ({t.role})  "
+          f"{_(TIMELINE_WORDS.get(t.action, t.action))}  {safe_text(t.note)}".rstrip()
+          for t in row.timeline],
+        "",
+        _("Notifications"),
+        *[f"  {o.channel}: {o.event} [{_(o.status)}]" for o in outbox],
+    ]
+    return "\n".join(out)
