@@ -7,6 +7,7 @@ the plain data; its errors and our cross-reference checks are then mapped back t
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from monitord.config import Config
-from monitord.i18n import _
+from monitord.i18n import SUPPORTED, _, set_language
 
 Path_ = tuple[str | int, ...]
+_URL_PASSWORD = re.compile(r"://([^:/@\s]*):[^@/\s]*@")
 _SECRET_WORDS = ("community", "password", "secret", "token", "key")
 
 
@@ -123,6 +125,8 @@ def _show(value: Any, path: Path_) -> str:
         return _("a list") if value else _("an empty list")
     if value is None:
         return _("nothing")
+    if isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"://\1:***@", value)
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "...'"
 
@@ -330,6 +334,9 @@ def parse_config_text(text: str, file: str = "<config>") -> Config:
     data = yaml.safe_load(text) if root is not None else {}
     if data is None:
         data = {}
+    if isinstance(data, dict) and data.get("language") in SUPPORTED:
+        # The problems below are read by the people who chose this language.
+        set_language(data["language"])
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", _show(data, ()),
                                          _("a mapping of sections (sites, devices, ...)"))])

@@ -5,7 +5,9 @@ so there is no compile step between editing a translation and running it."""
 from __future__ import annotations
 
 import ast
+import functools
 import gettext
+import logging
 import os
 from importlib import resources
 
@@ -54,10 +56,17 @@ def parse_po(text: str) -> dict[str, str]:
     return catalog
 
 
+@functools.lru_cache(maxsize=None)
 def load_catalog(language: str) -> gettext.NullTranslations:
     if language == "en":
         return gettext.NullTranslations()
-    text = resources.files("monitord.bundled").joinpath(f"locale/{language}.po").read_text("utf-8")
+    try:
+        text = resources.files("monitord.bundled").joinpath(f"locale/{language}.po").read_text(
+            "utf-8")
+    except OSError as exc:  # a broken install speaks English rather than not at all
+        logging.getLogger("monitord.i18n").warning("catalogue missing language=%s error=%s",
+                                                   language, exc)
+        return gettext.NullTranslations()
     return POTranslations(text)
 
 
