@@ -120,7 +120,8 @@ class Daemon:
         self.metrics.watch_store(self._open_counts)
         self.pipeline.start()
         app = build_app(self.metrics, self.pipeline.submit, self.clock.now,
-                        lambda: self.secrets.ingest_token, self._health)
+                        lambda: self.secrets.ingest_token, self._health,
+                        accepting=lambda: not self._stop.is_set())
         self.server = make_server(app, self.config.http.host, self.config.http.port)
         server_task = asyncio.create_task(self.server.serve(sockets=[http_socket]), name="http")
         self.scheduler = Scheduler(self.metrics)

@@ -70,7 +70,8 @@ Submit = Callable[[Finding], Awaitable[Outcome | None]]
 
 
 def build_app(metrics: Metrics, submit: Submit, now: Callable[[], datetime],
-              ingest_token: Callable[[], Secret | None], health: Callable[[], dict]) -> Starlette:
+              ingest_token: Callable[[], Secret | None], health: Callable[[], dict],
+              accepting: Callable[[], bool] = lambda: True) -> Starlette:
     async def metrics_endpoint(request: Request) -> Response:
         body = await asyncio.to_thread(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -79,6 +80,9 @@ def build_app(metrics: Metrics, submit: Submit, now: Callable[[], datetime],
         return JSONResponse(health())
 
     async def post_findings(request: Request) -> Response:
+        if not accepting():  # stopping: what is queued is being committed; take no more
+            return JSONResponse({"error": "stopping"}, status_code=503,
+                                headers={"retry-after": "10"})
         token = ingest_token()
         if token is not None:
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
