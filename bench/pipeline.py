@@ -66,7 +66,7 @@ class Sizes:
 
 
 FULL = Sizes(batched_s=8.0, single_s=3.0, dedup_keys=300, storm_findings=10_000, storm_keys=500)
-QUICK = Sizes(batched_s=1.0, single_s=0.5, dedup_keys=300, storm_findings=2_000, storm_keys=100)
+QUICK = Sizes(batched_s=0.5, single_s=0.4, dedup_keys=300, storm_findings=2_000, storm_keys=100)
 
 
 def say(text: str = "") -> None:
@@ -244,7 +244,7 @@ def sustained(manager, batch_for: Callable[[int], list], batch_size: int, second
               expect: str, profiler: cProfile.Profile | None = None) -> Rate:
     """Apply batches until `seconds` of apply time; only the time inside apply counts."""
     done, busy, batches = 0, 0.0, 0
-    while busy < seconds or batches < 3:
+    while busy < seconds or batches < 2:
         batch = batch_for(batch_size)
         if profiler:
             profiler.enable()
@@ -629,7 +629,8 @@ def main() -> int:
                     f"problems) submitted within {storm.submitted:.2f} s through "
                     f"Pipeline.submit:")
                 say(f"   every finding acknowledged after {storm.seconds:.2f} s "
-                    f"({sizes.storm_findings / storm.seconds:.0f} findings/s); "
+                    f"({storm.seconds - storm.submitted:.2f} s after the last submission; "
+                    f"{sizes.storm_findings / storm.seconds:.0f} findings/s); "
                     f"{storm.distinct} incidents")
                 say(f"   {storm.detail}")
                 if profile_new:
@@ -648,7 +649,8 @@ def main() -> int:
         say(f"== peer: Prometheus Alertmanager {am.version}, same storm")
         am_storm = storm_alertmanager(am, sizes)
         say(f"3. storm: {sizes.storm_findings} alerts posted within {am_storm.submitted:.2f} s;"
-            f" all {am_storm.distinct} distinct alerts visible after {am_storm.seconds:.2f} s")
+            f" all {am_storm.distinct} distinct alerts visible after {am_storm.seconds:.2f} s "
+            f"({am_storm.seconds - am_storm.submitted:.2f} s after the last POST was answered)")
         say(f"   {am_storm.detail}")
         say("   note: Alertmanager keeps alerts in memory only (its --storage.path holds "
             "silences and the notification log, snapshotted periodically); monitord "
@@ -669,9 +671,10 @@ def main() -> int:
         verdict = "MET" if rate.per_s >= TARGET else "MISSED"
         say(f"target >= {TARGET:.0f} findings/s sustained on SQLite, one core, durable: "
             f"{label} {rate.per_s:.0f}/s -> {verdict}")
-    storm_rate = sizes.storm_findings / sq["storm"].seconds
-    say(f"storm on SQLite: {storm_rate:.0f} findings/s end to end -> "
-        f"{'MET' if storm_rate >= TARGET else 'MISSED'}")
+    if not args.quick:  # the quick storm is too small to say anything about the target
+        storm_rate = sizes.storm_findings / sq["storm"].seconds
+        say(f"storm on SQLite: {storm_rate:.0f} findings/s end to end -> "
+            f"{'MET' if storm_rate >= TARGET else 'MISSED'}")
     ratio = am_storm.seconds / sq["storm"].seconds
     if ratio >= 1:
         verdict = f"monitord is {ratio:.1f}x faster"

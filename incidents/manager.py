@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from monitord.clock import Clock
@@ -59,6 +59,16 @@ class ManagerSettings:
         return cls(s.resolve_hold, s.flap_window, s.flap_threshold)
 
 
+def _belongs_to_the_finding(exc: Exception) -> bool:
+    """A value the database refused (too long, wrong type) fails one finding; a lost
+    connection or any other database trouble fails the batch, which is then retried."""
+    if isinstance(exc, DataError):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return True  # our bind-parameter processing refused a value
+    return not isinstance(exc, SQLAlchemyError)
+
+
 class IncidentManager:
     def __init__(self, store: Store, config: Config, clock: Clock,
                  workflow: WorkflowHook | None = None,
@@ -101,8 +111,10 @@ class IncidentManager:
                 savepoint.rollback()
                 if attempt == 2:
                     raise
-            except Exception as exc:  # one bad finding must not sink the batch
-                savepoint.rollback()
+            except Exception as exc:
+                if not _belongs_to_the_finding(exc):
+                    raise  # the database is unreachable: the whole batch waits and retries
+                savepoint.rollback()  # one bad finding must not sink the batch
                 log.exception("finding could not be applied kind=%s key=%s",
                               finding.kind, finding.dedup_key)
                 return Outcome(FAILED, error=type(exc).__name__)
