@@ -572,19 +572,16 @@ TAGGED_BUG = ("monitord/config_loader.py: yaml.safe_load() errors are not caught
 TAGGED_FORMS = ["!secret {value}", "!!int {value}", "!!float {value}", "!!binary {value}"]
 
 
-def tagged_config(directory: Path, form: str, port: int | None = None
-                  ) -> tuple[Path, Canaries, str]:
-    canaries = Canaries()
-    value = canaries.new("tagged_community")
-    text = (f"language: en\nlogging: {{level: debug}}\nsites:\n  - name: hq\n"
-            f"credentials:\n  rtr-snmp:\n    type: snmp_v2c\n"
-            f"    community: {form.format(value=value)}\n"
-            f"http: {{listen: \"127.0.0.1:{port or free_port()}\"}}\n"
-            f"storage: {{url: \"sqlite:///{directory}/monitord.db\"}}\n"
-            f"collectors:\n  host: {{enabled: false}}\n")
+def tagged_config(directory: Path, community: str, port: int | None = None) -> Path:
+    """A small valid config except for `community:`, given as raw YAML."""
     path = directory / "tagged.yaml"
-    path.write_text(text)
-    return path, canaries, value
+    path.write_text(f"language: en\nlogging: {{level: debug}}\nsites:\n  - name: hq\n"
+                    f"credentials:\n  rtr-snmp:\n    type: snmp_v2c\n"
+                    f"    community: {community}\n"
+                    f"http: {{listen: \"127.0.0.1:{port or free_port()}\"}}\n"
+                    f"storage: {{url: \"sqlite:///{directory}/monitord.db\"}}\n"
+                    f"collectors:\n  host: {{enabled: false}}\n")
+    return path
 
 
 def binary_echo(value: str) -> str:
@@ -595,7 +592,9 @@ def binary_echo(value: str) -> str:
 @pytest.mark.xfail(strict=True, reason=TAGGED_BUG)
 @pytest.mark.parametrize("form", TAGGED_FORMS)
 def test_tagged_inline_secret_is_rejected_without_being_printed(tmp_path: Path, form: str):
-    path, canaries, value = tagged_config(tmp_path, form)
+    canaries = Canaries()
+    value = canaries.new("tagged_community")
+    path = tagged_config(tmp_path, form.format(value=value))
     result = run_cli("check-config", str(path), timeout=60)
     output = result.stdout + result.stderr
     assert_clean(canaries, "`monitord check-config` output", output)
@@ -604,18 +603,18 @@ def test_tagged_inline_secret_is_rejected_without_being_printed(tmp_path: Path, 
 
 
 @pytest.mark.xfail(strict=True, reason=TAGGED_BUG)
-def test_reload_with_a_tagged_inline_secret_is_rejected_without_being_logged(tmp_path: Path,
-                                                                             sqlite_url: str):
+def test_reload_with_a_tagged_inline_secret_is_rejected_without_being_logged(tmp_path: Path):
     port = free_port()
-    path, canaries, _value = tagged_config(tmp_path, "community: {value}".split(": ")[1], port)
-    good = path.read_text()
-    path.write_text(good.replace("    community: ", "    community: {env: UNUSED_}\n#"))
+    canaries = Canaries()
+    value = canaries.new("tagged_community")
+    variable = f"MONITORD_TEST_COMMUNITY_{uuid.uuid4().hex[:8].upper()}"
+    path = tagged_config(tmp_path, f"{{env: {variable}}}", port)
     daemon = DaemonProcess(path, port, tmp_path / "monitord.log",
-                           env={"UNUSED_": "placeholder-value"})
+                           env={variable: canaries.new("snmp_community")})
     try:
         daemon.start()
         wait_until(lambda: "monitord started" in daemon.log(), "the start message", daemon)
-        path.write_text(good.replace("community: ", "community: !secret "))
+        tagged_config(tmp_path, f"!secret {value}", port)
         daemon.signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
         while reloads(daemon, "rejected") < 1 and time.monotonic() < deadline:
