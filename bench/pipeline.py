@@ -140,7 +140,8 @@ class SqliteBackend(Backend):
         self.dir = tempfile.mkdtemp(prefix="monitord-bench-")
 
     def url(self, label: str) -> str:
-        return f"sqlite:///{self.dir}/{label}.db"
+        self.files = getattr(self, "files", 0) + 1
+        return f"sqlite:///{self.dir}/{self.files:02d}_{label}.db"
 
     def open(self, label: str):
         store, config = super().open(label)

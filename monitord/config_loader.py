@@ -34,7 +34,7 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         return _("{file}:{line}: {path}: found {found}; expected {expected}").format(
-            file=self.file, line=self.line, path=self.path or "(top level)",
+            file=self.file, line=self.line, path=self.path or _("(top level)"),
             found=self.found, expected=self.expected,
         )
 
@@ -117,7 +117,7 @@ def _is_secret_path(path: Path_) -> bool:
 
 
 def _show(value: Any, path: Path_) -> str:
-    if _is_secret_path(path) and isinstance(value, (str, int, float)):
+    if _is_secret_path(path) and not isinstance(value, (dict, list, type(None))):
         return _("an inline value (hidden)")
     if isinstance(value, dict):
         return _("a mapping")
@@ -319,6 +319,28 @@ def _parent_cycles(file: str, lines: _LineMap, data: dict[str, Any]) -> list[Con
     return problems
 
 
+def _speak_the_files_language(root: yaml.Node | None) -> None:
+    """The problems are read by the people who chose this file's `language:`."""
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "language" and getattr(value, "value", None) in SUPPORTED:
+                set_language(value.value)
+
+
+def _unconstructible(file: str, lines: _LineMap) -> ConfigProblem:
+    loader = yaml.SafeLoader("")
+    for path, node in lines.nodes.items():
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node, deep=True)
+            except Exception:
+                found = _("an inline value (hidden)") if _is_secret_path(path) else \
+                    _("a value tagged {tag}").format(tag=node.tag)
+                return ConfigProblem(file, lines.lines.get(path, 1), format_path(path), found,
+                                     _("a plain YAML value (no tag)"))
+    return ConfigProblem(file, 1, "", _("a value YAML cannot read"), _("valid YAML"))
+
+
 def parse_config_text(text: str, file: str = "<config>") -> Config:
     """Validate YAML text; raise ConfigError listing every problem found."""
     try:
@@ -326,17 +348,19 @@ def parse_config_text(text: str, file: str = "<config>") -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
+        # Only the problem, never str(exc): that quotes the source line, secrets included.
+        problem = getattr(exc, "problem", None) or _("unreadable")
         raise ConfigError([ConfigProblem(file, line, "", _("invalid YAML ({problem})")
                                          .format(problem=problem), _("valid YAML syntax"))]) from None
+    _speak_the_files_language(root)
     lines = _LineMap(root)
     problems = _duplicate_key_problems(file, root)
-    data = yaml.safe_load(text) if root is not None else {}
+    try:
+        data = yaml.safe_load(text) if root is not None else {}
+    except Exception:  # a tag YAML cannot build (!!int abc, !secret x): say where, not what
+        raise ConfigError([_unconstructible(file, lines)]) from None
     if data is None:
         data = {}
-    if isinstance(data, dict) and data.get("language") in SUPPORTED:
-        # The problems below are read by the people who chose this language.
-        set_language(data["language"])
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", _show(data, ()),
                                          _("a mapping of sections (sites, devices, ...)"))])

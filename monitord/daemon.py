@@ -119,6 +119,7 @@ class Daemon:
                                  self.config.incidents.batch_max)
         self.metrics.watch_store(self._open_counts)
         self.pipeline.start()
+        self._install_signals()
         app = build_app(self.metrics, self.pipeline.submit, self.clock.now,
                         lambda: self.secrets.ingest_token, self._health,
                         accepting=lambda: not self._stop.is_set())
@@ -130,7 +131,6 @@ class Daemon:
         self.scheduler.add_internal("incident-tick", self._tick, TICK_SECONDS)
         self.scheduler.start()
         await asyncio.to_thread(self.manager.tick)  # overdue resolutions after a restart
-        self._install_signals()
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         if self.duration:
             asyncio.get_running_loop().call_later(self.duration, self._stop.set)
@@ -204,6 +204,9 @@ class Daemon:
             return self._reloaded(False)
         except StartupError as exc:
             log.error("reload rejected: %s", exc)
+            return self._reloaded(False)
+        except Exception as exc:  # whatever it was, the running configuration stays
+            log.error("reload rejected: %s", type(exc).__name__)
             return self._reloaded(False)
         if config.http != self.config.http or config.storage != self.config.storage:
             log.warning("http and storage changes take effect at the next restart")

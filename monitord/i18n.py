@@ -9,6 +9,7 @@ import functools
 import gettext
 import logging
 import os
+import re
 from importlib import resources
 
 SUPPORTED = ("en", "id")
@@ -28,31 +29,27 @@ class POTranslations(gettext.NullTranslations):
 
 
 def parse_po(text: str) -> dict[str, str]:
+    """msgid -> msgstr from .po text. Entries are blank-line separated, as GNU tools write
+    them; fuzzy entries and entries with a msgctxt are skipped (monitord uses neither)."""
     catalog: dict[str, str] = {}
-    msgid: list[str] | None = None
-    msgstr: list[str] | None = None
-    current: list[str] | None = None
-
-    def flush() -> None:
-        if msgid is not None and msgstr is not None:
-            key = "".join(msgid)
-            if key:
-                catalog[key] = "".join(msgstr)
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("msgid "):
-            flush()
-            msgid, msgstr = [ast.literal_eval(line[6:])], None
-            current = msgid
-        elif line.startswith("msgstr "):
-            msgstr = [ast.literal_eval(line[7:])]
-            current = msgstr
-        elif line.startswith('"') and current is not None:
-            current.append(ast.literal_eval(line))
-    flush()
+    for block in re.split(r"\n[ \t]*\n", text.lstrip("\ufeff").replace("\r\n", "\n")):
+        fields: dict[str, list[str]] = {}
+        field: list[str] | None = None
+        fuzzy = False
+        for line in (raw.strip() for raw in block.splitlines()):
+            if line.startswith("#,") and "fuzzy" in line:
+                fuzzy = True
+            elif line.startswith("#") or not line:
+                continue
+            elif line.startswith('"') and field is not None:
+                field.append(ast.literal_eval(line))
+            else:
+                keyword, _sep, rest = line.partition(" ")
+                field = fields.setdefault(keyword, [])
+                field.append(ast.literal_eval(rest))
+        msgid = "".join(fields.get("msgid", []))
+        if msgid and "msgctxt" not in fields and not fuzzy:
+            catalog[msgid] = "".join(fields.get("msgstr", []))
     return catalog
 
 
@@ -62,12 +59,17 @@ def load_catalog(language: str) -> gettext.NullTranslations:
         return gettext.NullTranslations()
     try:
         text = resources.files("monitord.bundled").joinpath(f"locale/{language}.po").read_text(
-            "utf-8")
-    except OSError as exc:  # a broken install speaks English rather than not at all
+            "utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:  # a broken install speaks English
         logging.getLogger("monitord.i18n").warning("catalogue missing language=%s error=%s",
                                                    language, exc)
         return gettext.NullTranslations()
-    return POTranslations(text)
+    try:
+        return POTranslations(text)
+    except (SyntaxError, ValueError) as exc:  # a typo in a translation must not stop monitord
+        logging.getLogger("monitord.i18n").warning("catalogue unreadable language=%s error=%s",
+                                                   language, type(exc).__name__)
+        return gettext.NullTranslations()
 
 
 def normalise_language(value: str | None) -> str:
@@ -81,9 +83,10 @@ def normalise_language(value: str | None) -> str:
 def set_language(language: str | None = None) -> str:
     """Activate `language`, or the LANG/LANGUAGE environment as a fallback."""
     global _active, _active_language
-    chosen = normalise_language(
-        language or os.environ.get("LANGUAGE", "").split(":")[0] or os.environ.get("LANG")
-    )
+    chosen = normalise_language(language or next(
+        (value for value in (os.environ.get("LANGUAGE", "").split(":")[0],
+                             os.environ.get("LC_ALL"), os.environ.get("LC_MESSAGES"),
+                             os.environ.get("LANG")) if value), None))
     _active = load_catalog(chosen)
     _active_language = chosen
     return chosen

@@ -9,10 +9,12 @@ import re
 from datetime import datetime
 from typing import Any, Sequence
 
-from monitord.i18n import _
+from monitord.i18n import N_, _
 from monitord.incidents.manager import TIMELINE_WORDS
 from monitord.incidents.store.models import IncidentRow, OutboxRow, TimelineRow
 
+WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"),
+            N_("Saturday"), N_("Sunday"))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
@@ -82,7 +84,10 @@ def table(rows: Sequence[IncidentRow], tz) -> str:
 
 def detail_text(row: IncidentRow, outbox: Sequence[OutboxRow], tz) -> str:
     def when(moment: datetime | None) -> str:
-        return moment.astimezone(tz).strftime("%A %Y-%m-%d %H:%M:%S %Z") if moment else "-"
+        if moment is None:
+            return "-"
+        local = moment.astimezone(tz)  # Form HD-01 asks for the day as well as the date
+        return f"{_(WEEKDAYS[local.weekday()])} {local.strftime('%Y-%m-%d %H:%M:%S %Z')}"
 
     out = [
         _("Incident {number}").format(number=row.number),
