@@ -47,6 +47,16 @@ class Outcome:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class _Known:
+    """What one transaction read about the problems in its findings."""
+
+    open: dict[str, IncidentRow]
+    recent: dict[str, IncidentRow]
+    numbers: list[tuple[int, str]]
+    year: int
+
+
 @dataclass(frozen=True, slots=True)
 class ManagerSettings:
     resolve_hold: timedelta
@@ -87,56 +97,96 @@ class IncidentManager:
 
     def apply(self, findings: Sequence[Finding]) -> list[Outcome]:
         """Apply a batch in one transaction; returns one outcome per finding, in order.
-        Raises only when the commit itself fails (then nothing of the batch is acknowledged)."""
-        outcomes: list[Outcome] = []
-        with self.store.sessions() as session, session.begin():
-            now = self.clock.now()
-            for finding in findings:
-                outcomes.append(self._apply_one(session, finding, now))
+        Raises only when the database itself fails (then nothing of the batch is
+        acknowledged and the caller retries)."""
+        try:
+            outcomes = self._apply_together(findings)
+        except Exception as exc:
+            if not (isinstance(exc, IntegrityError) or _belongs_to_the_finding(exc)):
+                raise
+            # A value the database refused, or another daemon opened the same problem a
+            # moment ago: replay finding by finding so that only the bad one fails.
+            log.warning("batch replayed one finding at a time findings=%d reason=%s",
+                        len(findings), type(exc).__name__)
+            outcomes = self._apply_each(findings)
         if self.on_outcome:
             for finding, outcome in zip(findings, outcomes):
                 self.on_outcome(finding, outcome)
         return outcomes
 
-    def _apply_one(self, session: Session, finding: Finding, now: datetime) -> Outcome:
+    def _apply_together(self, findings: Sequence[Finding]) -> list[Outcome]:
+        """The fast path: a handful of statements for the whole batch, not per finding."""
+        with self.store.sessions() as session, session.begin():
+            now = self.clock.now()
+            known = self._look_up(session, findings, now)
+            with session.no_autoflush:
+                return [self._apply_finding(session, known, finding, now)
+                        for finding in findings]
+
+    def _apply_each(self, findings: Sequence[Finding]) -> list[Outcome]:
+        """The careful path: each finding in its own savepoint."""
+        outcomes = []
+        with self.store.sessions() as session, session.begin():
+            now = self.clock.now()
+            for finding in findings:
+                outcomes.append(self._apply_alone(session, finding, now))
+        return outcomes
+
+    def _apply_alone(self, session: Session, finding: Finding, now: datetime) -> Outcome:
         for attempt in (1, 2):
             savepoint = session.begin_nested()
             try:
-                outcome = self._fire(session, finding, now) if finding.firing else \
-                    self._clear(session, finding)
+                outcome = self._apply_finding(session, self._look_up(session, [finding], now),
+                                              finding, now)
+                session.flush()  # constraints speak here, inside the savepoint
                 savepoint.commit()
                 return outcome
             except IntegrityError:
-                # Another daemon opened the same problem a moment ago: fold into its incident.
-                savepoint.rollback()
+                savepoint.rollback()  # someone else opened it: the second look finds it
                 if attempt == 2:
                     raise
             except Exception as exc:
                 if not _belongs_to_the_finding(exc):
                     raise  # the database is unreachable: the whole batch waits and retries
-                savepoint.rollback()  # one bad finding must not sink the batch
-                log.exception("finding could not be applied kind=%s key=%s",
-                              finding.kind, finding.dedup_key)
+                savepoint.rollback()
+                log.error("finding could not be applied kind=%s error=%s",
+                          finding.kind, type(exc).__name__)
                 return Outcome(FAILED, error=type(exc).__name__)
         raise AssertionError("unreachable")
 
-    def _fire(self, session: Session, finding: Finding, now: datetime) -> Outcome:
-        incident = repo.find_open(session, finding.dedup_key)
+    def _look_up(self, session: Session, findings: Sequence[Finding], now: datetime) -> "_Known":
+        """Everything the batch needs from the store, in three statements at most."""
+        open_by_key = repo.find_open(session, {f.dedup_key for f in findings})
+        new_keys = {f.dedup_key for f in findings if f.firing and f.dedup_key not in open_by_key}
+        recent = repo.find_recently_resolved(session, new_keys, now - self.settings.flap_window)
+        to_open = len(new_keys - recent.keys())
+        year = now.astimezone(self.config.tz).year
+        numbers = repo.take_numbers(session, year, to_open) if to_open else []
+        return _Known(open_by_key, recent, numbers, year)
+
+    def _apply_finding(self, session: Session, known: "_Known", finding: Finding,
+                       now: datetime) -> Outcome:
+        key = finding.dedup_key
+        incident = known.open.get(key)
+        if not finding.firing:
+            return self._clear(session, incident, finding) if incident else Outcome(IGNORED)
         if incident is not None:
             return self._update(session, incident, finding, now)
-        recent = repo.find_recently_resolved(session, finding.dedup_key,
-                                             now - self.settings.flap_window)
+        recent = known.recent.pop(key, None)
         if recent is not None:
+            known.open[key] = recent
             return self._reopen(session, recent, finding, now)
-        return self._open(session, finding, now)
+        incident = self._open(session, finding, now, known.year, known.numbers.pop(0))
+        known.open[key] = incident
+        return Outcome(OPENED, incident.number)
 
-    def _open(self, session: Session, finding: Finding, now: datetime) -> Outcome:
+    def _open(self, session: Session, finding: Finding, now: datetime, year: int,
+              number: tuple[int, str]) -> IncidentRow:
         device = self.config.device(finding.device) if finding.device else None
         site = self.config.site(device.site) if device else None
-        local = now.astimezone(self.config.tz)
-        seq, number = repo.next_number(session, local.year)
+        seq, text = number
         incident = IncidentRow(
-            number=number, year=local.year, seq=seq,
+            number=text, year=year, seq=seq,
             recorded_at=now, reported_at=finding.first_seen,
             location=(site.description or site.name) if site else "",
             reporter_name=repo.SYSTEM_ACTOR, reporter_agency="", reporter_phone="",
@@ -151,12 +201,11 @@ class IncidentManager:
             transitions={"clears": []}, updated_at=now,
         )
         session.add(incident)
-        session.flush()
         repo.append_timeline(session, incident, now, "opened", finding.summary,
                              data={"kind": finding.kind, "severity": finding.severity.value})
         self._notify(session, incident, "incident_opened", now)
         self.workflow.incident_opened(session, incident, now)
-        return Outcome(OPENED, number)
+        return incident
 
     def _update(self, session: Session, incident: IncidentRow, finding: Finding,
                 now: datetime) -> Outcome:
@@ -181,17 +230,13 @@ class IncidentManager:
         incident.last_seen = max(incident.last_seen, finding.last_seen)
         incident.occurrences += 1
         incident.updated_at = now
-        session.flush()  # the open_key unique constraint speaks here, inside the savepoint
         if not incident.flapping:
             repo.append_timeline(session, incident, now, "reopened", finding.summary)
             self._notify(session, incident, "incident_reopened", now)
         self.workflow.incident_reopened(session, incident, now)
         return Outcome(REOPENED, incident.number)
 
-    def _clear(self, session: Session, finding: Finding) -> Outcome:
-        incident = repo.find_open(session, finding.dedup_key)
-        if incident is None:
-            return Outcome(IGNORED)
+    def _clear(self, session: Session, incident: IncidentRow, finding: Finding) -> Outcome:
         if incident.clearing_since is not None:
             return Outcome(CLEARING, incident.number)
         at = finding.last_seen

@@ -225,6 +225,8 @@ class Daemon:
         return self._reloaded(True)
 
     def _reloaded(self, ok: bool) -> bool:
+        if not ok:  # reading the rejected file may have switched the language
+            set_language(self.config.language)
         self.metrics.reloads.labels("ok" if ok else "rejected").inc()
         self.notifier.ready("reloaded" if ok else "reload rejected; running config kept")
         return ok

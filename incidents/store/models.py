@@ -117,8 +117,10 @@ class IncidentRow(Base):
     step_due_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
+    # Read-only view, loaded only where it is shown (repository.get_incident/list_incidents):
+    # the manager appends rows through TimelineRow.incident and never loads the history.
     timeline: Mapped[list["TimelineRow"]] = relationship(
-        back_populates="incident", order_by="TimelineRow.id", lazy="selectin")
+        order_by="TimelineRow.id", viewonly=True, lazy="raise_on_sql")
 
 
 class TimelineRow(Base):
@@ -134,7 +136,7 @@ class TimelineRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    incident: Mapped[IncidentRow] = relationship(back_populates="timeline")
+    incident: Mapped[IncidentRow] = relationship()
 
 
 class OutboxRow(Base):
@@ -153,3 +155,5 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")
+
+    incident: Mapped[IncidentRow] = relationship()

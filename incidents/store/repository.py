@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from monitord.config import Device
 from monitord.incidents.store.models import (
@@ -23,32 +23,39 @@ SYSTEM_ACTOR = "monitord"
 SYSTEM_ROLE = "system"
 
 
-def next_number(session: Session, year: int) -> tuple[int, str]:
-    """Take the next per-year sequence number atomically (row lock on PostgreSQL, the write
-    lock on SQLite), so two daemons on one database never hand out the same number."""
+def take_numbers(session: Session, year: int, count: int = 1) -> list[tuple[int, str]]:
+    """Take the next `count` per-year sequence numbers atomically (row lock on PostgreSQL,
+    the write lock on SQLite), so two daemons on one database never hand out the same one."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(IncidentSequence).values(year=year, last=1)
+    statement = insert(IncidentSequence).values(year=year, last=count)
     statement = statement.on_conflict_do_update(
-        index_elements=[IncidentSequence.year], set_={"last": IncidentSequence.last + 1}
+        index_elements=[IncidentSequence.year], set_={"last": IncidentSequence.last + count}
     ).returning(IncidentSequence.last)
-    seq = session.execute(statement).scalar_one()
-    return seq, f"{year}-{seq:06d}"
+    last = session.execute(statement).scalar_one()
+    return [(seq, f"{year}-{seq:06d}") for seq in range(last - count + 1, last + 1)]
 
 
-def find_open(session: Session, dedup_key: str) -> IncidentRow | None:
-    return session.scalars(select(IncidentRow).where(IncidentRow.open_key == dedup_key)).first()
+def find_open(session: Session, keys: Collection[str]) -> dict[str, IncidentRow]:
+    """The open incident of each of these problems (one query for a whole batch)."""
+    if not keys:
+        return {}
+    rows = session.scalars(select(IncidentRow).where(IncidentRow.open_key.in_(list(keys))))
+    return {row.dedup_key: row for row in rows}
 
 
-def find_recently_resolved(session: Session, dedup_key: str, since: datetime) -> IncidentRow | None:
-    """The newest incident for this problem that resolved itself after `since`, if any."""
-    return session.scalars(
+def find_recently_resolved(session: Session, keys: Collection[str],
+                           since: datetime) -> dict[str, IncidentRow]:
+    """For each problem, the newest incident that resolved itself after `since`, if any."""
+    if not keys:
+        return {}
+    rows = session.scalars(
         select(IncidentRow)
-        .where(IncidentRow.dedup_key == dedup_key, IncidentRow.status == "resolved",
+        .where(IncidentRow.dedup_key.in_(list(keys)), IncidentRow.status == "resolved",
                IncidentRow.resolved_at >= since)
-        .order_by(IncidentRow.resolved_at.desc())
-        .limit(1)
-    ).first()
+        .order_by(IncidentRow.resolved_at)
+    )
+    return {row.dedup_key: row for row in rows}  # later (newer) rows win
 
 
 def due_for_resolution(session: Session, before: datetime) -> Sequence[IncidentRow]:
@@ -62,7 +69,7 @@ def due_for_resolution(session: Session, before: datetime) -> Sequence[IncidentR
 def append_timeline(session: Session, incident: IncidentRow, at: datetime, action: str,
                     note: str = "", actor: str = SYSTEM_ACTOR, role: str = SYSTEM_ROLE,
                     data: dict[str, Any] | None = None) -> TimelineRow:
-    row = TimelineRow(incident_id=incident.id, at=at, actor=actor, role=role, action=action,
+    row = TimelineRow(incident=incident, at=at, actor=actor, role=role, action=action,
                       note=note, data=data or {})
     session.add(row)
     return row
@@ -70,7 +77,7 @@ def append_timeline(session: Session, incident: IncidentRow, at: datetime, actio
 
 def enqueue_notification(session: Session, incident: IncidentRow, channel: str, event: str,
                          at: datetime, idempotency_key: str, payload: dict[str, Any]) -> OutboxRow:
-    row = OutboxRow(incident_id=incident.id, created_at=at, channel=channel, event=event,
+    row = OutboxRow(incident=incident, created_at=at, channel=channel, event=event,
                     idempotency_key=idempotency_key, payload=payload, status="pending",
                     attempts=0, next_attempt_at=at, last_error="")
     session.add(row)
@@ -78,11 +85,13 @@ def enqueue_notification(session: Session, incident: IncidentRow, channel: str, 
 
 
 def get_incident(session: Session, number: str) -> IncidentRow | None:
-    return session.scalars(select(IncidentRow).where(IncidentRow.number == number)).first()
+    return session.scalars(select(IncidentRow).where(IncidentRow.number == number)
+                           .options(selectinload(IncidentRow.timeline))).first()
 
 
 def list_incidents(session: Session, status: str | None = None, limit: int = 100) -> Sequence[IncidentRow]:
-    query = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit)
+    query = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit) \
+        .options(selectinload(IncidentRow.timeline))
     if status and status != "all":
         query = query.where(IncidentRow.status == status)
     return session.scalars(query).all()
