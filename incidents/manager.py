@@ -149,8 +149,8 @@ class IncidentManager:
                 if not _belongs_to_the_finding(exc):
                     raise  # the database is unreachable: the whole batch waits and retries
                 savepoint.rollback()
-                log.error("finding could not be applied kind=%s error=%s",
-                          finding.kind, type(exc).__name__)
+                log.exception("finding could not be applied kind=%s key=%s",
+                              finding.kind, finding.dedup_key)
                 return Outcome(FAILED, error=type(exc).__name__)
         raise AssertionError("unreachable")
 
