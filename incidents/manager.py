@@ -23,6 +23,7 @@ from monitord.incidents.store import Store
 from monitord.incidents.store import repository as repo
 from monitord.incidents.store.models import IncidentRow
 from monitord.incidents.workflow import NoWorkflow, WorkflowHook
+from monitord.incidents.workflow.tickets import incident_snapshot
 from monitord.records import HD01_CLASSIFICATION, Finding, Severity
 
 log = logging.getLogger("monitord.incidents")
@@ -35,6 +36,17 @@ TIMELINE_WORDS = {
     "opened": N_("opened"), "clearing": N_("clearing"), "refired": N_("fired again"),
     "resolved": N_("resolved"), "reopened": N_("reopened"), "flapping": N_("flapping"),
     "severity_raised": N_("severity raised"),
+    # the SOP workflow's entries (incidents/workflow/engine.py) and its action vocabulary
+    "recorded": N_("recorded on Form HD-01"), "reported": N_("reported"),
+    "auto_resolved": N_("resolved by itself"), "condition_cleared": N_("condition cleared"),
+    "maintenance": N_("in maintenance"), "maintenance_ended": N_("maintenance ended"),
+    "sla_breach": N_("SLA breach"), "escalate": N_("escalated"), "forward": N_("forwarded"),
+    "accept": N_("accepted"), "direct": N_("gave direction"), "report": N_("reported result"),
+    "verify": N_("verified"), "resolve": N_("resolved"), "inform": N_("informed the reporter"),
+    "close": N_("closed"), "reopen": N_("reopened"), "note": N_("note"),
+    "assign": N_("assigned"), "involve": N_("involved an outside party"),
+    "set_priority": N_("changed priority"), "approve": N_("approved"),
+    "classify": N_("classified"), "record": N_("recorded"),
 }
 
 
@@ -203,8 +215,9 @@ class IncidentManager:
         session.add(incident)
         repo.append_timeline(session, incident, now, "opened", finding.summary,
                              data={"kind": finding.kind, "severity": finding.severity.value})
-        self._notify(session, incident, "incident_opened", now)
         self.workflow.incident_opened(session, incident, now)
+        if incident.status != "maintenance":  # in a window: recorded and shown, no ticket
+            self._notify(session, incident, "incident_opened", now)
         return incident
 
     def _update(self, session: Session, incident: IncidentRow, finding: Finding,
@@ -274,9 +287,11 @@ class IncidentManager:
                 resolved_at = incident.clearing_since + self.hold_for(incident)
                 if resolved_at > now:
                     continue
+                incident.clearing_since = None
+                if not self.workflow.condition_cleared(session, incident, resolved_at):
+                    continue  # people are on it: they verify and close it through the SOP
                 incident.status, incident.open_key = "resolved", None
                 incident.resolved_at, incident.updated_at = resolved_at, now
-                incident.clearing_since = None
                 repo.append_timeline(session, incident, resolved_at, "resolved",
                                      data={"hold_s": self.hold_for(incident).total_seconds()})
                 self._notify(session, incident, "incident_resolved", resolved_at)
@@ -287,14 +302,21 @@ class IncidentManager:
     # -- notifications ----------------------------------------------------------------------
 
     def _notify(self, session: Session, incident: IncidentRow, event: str, at: datetime) -> None:
-        """One outbox row per channel that wants this event at this severity."""
+        """The NOC's feed: one outbox row per channel with fixed targets (an e-mail `to` list,
+        a Telegram group, a webhook, the log) that wants this event at this severity.
+        Tickets to people are the workflow's (incidents/workflow/tickets.py)."""
         severity = Severity(incident.severity)
         for channel in self.config.notifications.channels:
             if event not in channel.events or severity.rank < channel.min_severity.rank:
                 continue
+            if (channel.type == "email" and not channel.to) or \
+                    (channel.type == "telegram" and not channel.chat_id):
+                continue  # no fixed target: this channel only carries tickets to people
             key = f"{incident.number}:{event}:{at.isoformat()}:{channel.name}"
             repo.enqueue_notification(session, incident, channel.name, event, at, key, {
-                "number": incident.number, "event": event, "summary": incident.summary,
-                "severity": incident.severity, "category": incident.category,
-                "device": incident.device,
+                "event": event, "incident": incident_snapshot(incident), "step": None,
+                "workflow": None, "note": None, "actor": repo.SYSTEM_ACTOR,
+                "at": at.isoformat(),
+                "recipient": {"name": None, "full_name": None, "address": None, "role": None,
+                              "language": self.config.language or "en"},
             })

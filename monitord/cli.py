@@ -13,6 +13,7 @@ from monitord import __version__
 from monitord.config import DEFAULT_CONFIG_PATH, Config
 from monitord.config_loader import ConfigError, load_config
 from monitord.i18n import _, set_language
+from monitord.records import Category
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -48,6 +49,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     set_language(config.language)
+    try:
+        engine = _engine(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    print(_("{file}: {workflows} workflows loaded").format(file=path,
+                                                          workflows=len(engine.workflows)))
     print(_("{file}: configuration is valid ({devices} devices, {sites} sites, "
             "{credentials} credentials)").format(file=path, devices=len(config.devices),
                                                  sites=len(config.sites),
@@ -68,11 +77,35 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """One clear line for the person at the terminal; exit 2."""
+
+
+def _engine(config: Config):
+    from monitord.incidents.workflow.engine import load_engine
+    return load_engine(config)
+
+
+def _now(text: str | None):
+    from datetime import datetime, timezone
+    if not text:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(_("--at {value}: expected an ISO 8601 time such as "
+                           "2026-11-27T17:00:00+07:00").format(value=text)) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def cmd_incidents(args: argparse.Namespace) -> int:
+    if args.incidents_command in ("report", "act", "tick"):
+        return cmd_incident_change(args)
     from monitord import render
     from monitord.incidents.store import repository as repo
     config = _load(args)
     store = _store(config)
+    engine = _engine(config)
     try:
         store.migrate()
         with store.sessions() as session:
@@ -91,13 +124,179 @@ def cmd_incidents(args: argparse.Namespace) -> int:
                 return 1
             outbox = repo.outbox_for(session, row.id)
             if args.json:
-                print(json.dumps(render.incident_detail(row, outbox), ensure_ascii=False,
+                print(json.dumps(render.incident_detail(row, outbox, engine), ensure_ascii=False,
                                  indent=2))
             else:
-                print(render.detail_text(row, outbox, config.tz))
+                print(render.detail_text(row, outbox, config.tz, engine))
             return 0
     finally:
         store.close()
+
+
+def cmd_incident_change(args: argparse.Namespace) -> int:
+    """report, act and tick: one transaction each, the same engine calls as the daemon."""
+    from monitord.incidents.store import repository as repo
+    from monitord.incidents.workflow.engine import Report, WorkflowError
+    from monitord.records import Category, Level
+    config = _load(args)
+    engine = _engine(config)
+    store = _store(config)
+    try:
+        store.migrate()
+        with store.sessions() as session, session.begin():
+            if args.incidents_command == "report":
+                officer = engine.person(args.as_person).full_name or args.as_person \
+                    if args.as_person else ""
+                incident = engine.open_report(session, Report(
+                    category=Category(args.category), place=args.place,
+                    reporter_name=args.reporter_name, agency=args.agency, phone=args.phone,
+                    email=args.email, description=args.description,
+                    impact=Level(args.impact), urgency=Level(args.urgency), officer=officer),
+                    _now(None))
+                result = {"number": incident.number, "status": incident.status,
+                          "workflow": incident.workflow, "division": incident.division,
+                          "step": incident.step, "priority": incident.priority,
+                          "due_at": incident.step_due_at.isoformat()
+                          if incident.step_due_at else None}
+            elif args.incidents_command == "act":
+                incident = repo.get_incident(session, args.number)
+                if incident is None:
+                    raise UsageError(_("No incident numbered {number}.").format(
+                        number=args.number))
+                step = engine.act(session, incident, args.as_person, args.action,
+                                  _now(None), outcome=args.outcome, note=args.note,
+                                  impact=args.impact, urgency=args.urgency)
+                result = {"number": incident.number, "status": incident.status, "step": step,
+                          "due_at": incident.step_due_at.isoformat()
+                          if incident.step_due_at else None}
+            else:
+                handled = engine.tick(session, _now(args.at))
+                result = {"at": _now(args.at).isoformat(),
+                          "handled": [{"number": h.number, "event": h.event, "step": h.step}
+                                      for h in handled]}
+    except (WorkflowError, UsageError, ValueError) as exc:
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    if getattr(args, "json", False):
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(" ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    """Windows set by a KD, KS or KB: findings are recorded but open no ticket."""
+    from datetime import timedelta
+    from monitord.config import _parse_duration
+    from monitord.incidents import maintenance
+    config = _load(args)
+    engine = _engine(config)
+    store = _store(config)
+    now = _now(None)
+    try:
+        store.migrate()
+        with store.sessions() as session, session.begin():
+            if args.maintenance_command == "list":
+                rows = maintenance.list_windows(session, now)
+                listing = [{"id": r.id, "scope": r.scope, "value": r.value,
+                            "starts_at": r.starts_at.isoformat(), "ends_at": r.ends_at.isoformat(),
+                            "reason": r.reason, "created_by": r.created_by} for r in rows]
+                listing += [{"id": "config", "scope": w.scope()[0], "value": w.scope()[1],
+                             "starts_at": w.start_at.isoformat() if w.start_at else None,
+                             "ends_at": w.end_at.isoformat() if w.end_at else None,
+                             "weekly": w.weekly.model_dump(mode="json") if w.weekly else None,
+                             "reason": w.reason} for w in config.maintenance]
+                if args.json:
+                    print(json.dumps(listing, ensure_ascii=False, indent=2))
+                else:
+                    for w in listing:
+                        print(f"{w['id']!s:<7} {w['scope']}={w['value']:<20} "
+                              f"{w.get('starts_at') or '-'} .. {w.get('ends_at') or '-'}  "
+                              f"{w['reason']}")
+                return 0
+            person = engine.person(args.as_person)
+            if not set(person.roles) & set(maintenance.MAY_SET_WINDOWS):
+                raise UsageError(_("{name} holds {roles}; maintenance windows are set by "
+                                   "KD, KS or KB").format(name=person.name,
+                                                          roles=", ".join(person.roles)))
+            if args.maintenance_command == "end":
+                row = maintenance.end_window(session, int(args.id), now)
+                if row is None:
+                    raise UsageError(_("no maintenance window {id}").format(id=args.id))
+                print(_("maintenance window {id} ended").format(id=row.id))
+                return 0
+            scopes = [(k, v) for k, v in (("device", args.device), ("site", args.site),
+                                          ("category", args.category)) if v]
+            if len(scopes) != 1:
+                raise UsageError(_("give exactly one of --device, --site or --category"))
+            starts = _now(args.start) if args.start else now
+            length = _parse_duration(args.duration)
+            if not isinstance(length, timedelta):
+                raise UsageError(_("--duration: expected a duration such as 2h"))
+            row = maintenance.add_window(session, scopes[0][0], scopes[0][1], starts,
+                                         starts + length, args.reason or "", person.name, now)
+            print(json.dumps({"id": row.id, "scope": row.scope, "value": row.value,
+                              "starts_at": row.starts_at.isoformat(),
+                              "ends_at": row.ends_at.isoformat()}) if args.json else
+                  _("maintenance window {id} set: {scope}={value} until {end}").format(
+                      id=row.id, scope=row.scope, value=row.value, end=row.ends_at.isoformat()))
+            return 0
+    except (UsageError, ValueError) as exc:
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The monthly recap: HTML with charts and CSV, as the SOPs require every month."""
+    import re
+    from monitord.i18n import active_language
+    from monitord.incidents.report import monthly_recap, write_recap
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+        raise UsageError(_("{month}: expected a month as YYYY-MM").format(month=args.month))
+    config = _load(args)
+    engine = _engine(config)
+    store = _store(config)
+    try:
+        store.migrate()
+        with store.sessions() as session:
+            recap = monthly_recap(session, engine, args.month)
+    finally:
+        store.close()
+    html, csv_path = write_recap(recap, Path(args.output), active_language())
+    print(_("recap written: {html} and {csv}").format(html=html, csv=csv_path))
+    return 0
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    config = _load(args)
+    people = [{"name": p.name, "full_name": p.full_name, "role": ",".join(p.roles),
+               "roles": list(p.roles), "division": p.division} for p in config.people]
+    if args.json:
+        print(json.dumps(people, ensure_ascii=False, indent=2))
+    else:
+        for p in people:
+            print(f"{p['name']:<16} {p['role']:<10} {p['division'] or '-':<6} {p['full_name']}")
+    return 0
+
+
+def cmd_workflows(args: argparse.Namespace) -> int:
+    from monitord.i18n import active_language
+    config = _load(args)
+    engine = _engine(config)
+    language = active_language()
+    listing = [{"name": w.name, "title": w.title.get(language), "steps": len(w.steps),
+                "roles": list(w.roles), "tiers": list(w.tiers), "start": w.start,
+                "auto_start": w.auto_start} for w in engine.workflows.values()]
+    if args.json:
+        print(json.dumps(listing, ensure_ascii=False, indent=2))
+    else:
+        for w in listing:
+            print(f"{w['name']:<28} {w['steps']:>3} {_('steps')}  {w['title']}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -150,7 +349,80 @@ def build_parser() -> argparse.ArgumentParser:
     show = inc_sub.add_parser("show", parents=[common], help=_("show one incident"))
     show.add_argument("number", metavar="N", help=_("incident number, e.g. 2026-000123"))
     show.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    report = inc_sub.add_parser("report", parents=[common],
+                                help=_("record a person's report (Form HD-01)"))
+    report.add_argument("--category", required=True,
+                        choices=[c.value for c in Category], help=_("the SOP section"))
+    report.add_argument("--place", required=True, help=_("place / location of the fault"))
+    report.add_argument("--reporter-name", required=True, help=_("who reported it"))
+    report.add_argument("--agency", default="", help=_("reporting agency (SKPD/UKPD)"))
+    report.add_argument("--phone", default="", help=_("reporter's phone"))
+    report.add_argument("--email", default="", help=_("reporter's e-mail"))
+    report.add_argument("--description", required=True, help=_("what is wrong"))
+    report.add_argument("--impact", choices=["low", "medium", "high"], default="medium",
+                        help=_("impact (default medium)"))
+    report.add_argument("--urgency", choices=["low", "medium", "high"], default="medium",
+                        help=_("urgency (default medium)"))
+    report.add_argument("--as", dest="as_person", metavar="PERSON",
+                        help=_("the help-desk officer recording it"))
+    report.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    act = inc_sub.add_parser("act", parents=[common], help=_("act on an incident"))
+    act.add_argument("number", metavar="N", help=_("incident number, e.g. 2026-000123"))
+    act.add_argument("action", metavar="ACTION", help=_("accept, direct, report, verify, ..."))
+    act.add_argument("--as", dest="as_person", metavar="PERSON", required=True,
+                     help=_("who acts (a name from people)"))
+    act.add_argument("--outcome", choices=["resolved", "not_resolved"],
+                     help=_("the outcome of a check"))
+    act.add_argument("--note", help=_("a note for the timeline"))
+    act.add_argument("--impact", choices=["low", "medium", "high"], help=_("new impact"))
+    act.add_argument("--urgency", choices=["low", "medium", "high"], help=_("new urgency"))
+    act.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    tick = inc_sub.add_parser("tick", parents=[common],
+                              help=_("process SLA timers as of a moment"))
+    tick.add_argument("--at", metavar="ISO8601", help=_("the moment (default now)"))
+    tick.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
     incidents.set_defaults(func=cmd_incidents)
+
+    report_cmd = sub.add_parser("report", parents=[common], help=_("reports"))
+    report_sub = report_cmd.add_subparsers(dest="report_command", required=True, metavar="KIND")
+    monthly = report_sub.add_parser("monthly", parents=[common], help=_("the monthly recap"))
+    monthly.add_argument("month", metavar="YYYY-MM", help=_("the month"))
+    monthly.add_argument("--output", default=".", metavar="DIR",
+                         help=_("where to write the HTML and CSV (default .)"))
+    report_cmd.set_defaults(func=cmd_report)
+
+    maint = sub.add_parser("maintenance", parents=[common], help=_("maintenance windows"))
+    maint_sub = maint.add_subparsers(dest="maintenance_command", required=True, metavar="ACTION")
+    maint_add = maint_sub.add_parser("add", parents=[common], help=_("start a window"))
+    maint_add.add_argument("--device", help=_("a device name"))
+    maint_add.add_argument("--site", help=_("a site name"))
+    maint_add.add_argument("--category", choices=[c.value for c in Category],
+                           help=_("an SOP category"))
+    maint_add.add_argument("--start", metavar="ISO8601", help=_("when it starts (default now)"))
+    maint_add.add_argument("--duration", required=True, help=_("how long, e.g. 2h"))
+    maint_add.add_argument("--reason", help=_("why (shown on incidents)"))
+    maint_add.add_argument("--as", dest="as_person", required=True, metavar="PERSON",
+                           help=_("a KD, KS or KB from people"))
+    maint_add.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    maint_list = maint_sub.add_parser("list", parents=[common], help=_("current and planned windows"))
+    maint_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    maint_end = maint_sub.add_parser("end", parents=[common], help=_("end a window now"))
+    maint_end.add_argument("id", help=_("the window's id"))
+    maint_end.add_argument("--as", dest="as_person", required=True, metavar="PERSON",
+                           help=_("a KD, KS or KB from people"))
+    maint.set_defaults(func=cmd_maintenance)
+
+    people = sub.add_parser("people", parents=[common], help=_("the people directory"))
+    people_sub = people.add_subparsers(dest="people_command", required=True, metavar="ACTION")
+    people_list = people_sub.add_parser("list", parents=[common], help=_("list people"))
+    people_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    people.set_defaults(func=cmd_people)
+
+    workflows = sub.add_parser("workflows", parents=[common], help=_("the loaded SOP workflows"))
+    wf_sub = workflows.add_subparsers(dest="workflows_command", required=True, metavar="ACTION")
+    wf_list = wf_sub.add_parser("list", parents=[common], help=_("list workflows"))
+    wf_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    workflows.set_defaults(func=cmd_workflows)
 
     demo = sub.add_parser("demo", parents=[common],
                           help=_("run a demo that monitors this host with a low threshold"))
@@ -173,6 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from monitord.i18n import _
-from monitord.records import Category, Severity
+from monitord.records import Category, Level, Severity
 from monitord.secrets import Secret, resolve_secret
 
 DEFAULT_CONFIG_PATH = "/etc/monitord/monitord.yaml"
@@ -249,26 +249,37 @@ class _Channel(Model):
 
 
 class EmailChannel(_Channel):
+    """SMTP. Tickets go to each person's `email`; `to` adds fixed addresses (a NOC list)."""
+
     type: Literal["email"]
     smtp_host: str
     smtp_port: int = Field(587, ge=1, le=65535)
-    starttls: bool = True
+    security: Literal["starttls", "tls", "none"] = "starttls"
     sender: str
-    to: tuple[str, ...] = Field(min_length=1)
+    to: tuple[str, ...] = ()
     username: str | None = None
     password: SecretField | None = None
+    timeout: Duration = timedelta(seconds=20)
 
 
 class TelegramChannel(_Channel):
+    """Telegram Bot API. Tickets go to each person's `telegram_chat_id`; `chat_id` adds a
+    group chat."""
+
     type: Literal["telegram"]
     bot_token: SecretField
-    chat_id: str
+    chat_id: str | None = None
+    base_url: str = Field("https://api.telegram.org", pattern=r"^https?://")
+    timeout: Duration = timedelta(seconds=20)
 
 
 class WebhookChannel(_Channel):
+    """JSON POST of every ticket, signed with HMAC-SHA256 of the body (X-Monitord-Signature)."""
+
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
-    token: SecretField | None = None
+    hmac_secret: SecretField | None = None
+    timeout: Duration = timedelta(seconds=20)
 
 
 class LogChannel(_Channel):
@@ -283,16 +294,149 @@ Channel = Annotated[
 
 class Notifications(Model):
     channels: tuple[Channel, ...] = ()
+    retry_initial: Duration = timedelta(seconds=30)
+    retry_max: Duration = timedelta(hours=1)
+    worker_interval: Duration = timedelta(seconds=5)
 
 
 class Person(Model):
+    """Someone who acts on tickets. `roles` are role codes of the loaded workflows (the DKI
+    ladder's HD, PO, KD, KS, KB, or an office's own)."""
+
     name: Name
     full_name: str = ""
-    roles: tuple[Literal[ROLE_CODES], ...] = Field(min_length=1)  # type: ignore[valid-type]
+    roles: tuple[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")], ...] = Field(min_length=1)
     division: Literal[DIVISIONS] | None = None  # type: ignore[valid-type]
     email: str | None = None
     phone: str | None = None
+    telegram_chat_id: str | None = None
     language: Literal["en", "id"] | None = None
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+
+
+def _office_hours(value: object) -> object:
+    if isinstance(value, str) and not _HOURS.match(value):
+        raise ValueError(_("office hours as HH:MM-HH:MM, such as 07:30-16:00"))
+    return value
+
+
+class WorkingCalendar(Model):
+    """When the office works: "1 hari kerja" (one working day) is counted on this calendar.
+    Days not listed in `office_hours` are days off; public holidays come from the `holidays`
+    package for `country`, plus `extra_holidays` (cuti bersama) minus `extra_working_days`."""
+
+    office_hours: dict[Weekday, Annotated[str, BeforeValidator(_office_hours)]] = {
+        "mon": "08:00-16:00", "tue": "08:00-16:00", "wed": "08:00-16:00",
+        "thu": "08:00-16:00", "fri": "08:00-16:30"}
+    country: str = "ID"
+    extra_holidays: tuple[date, ...] = ()
+    extra_working_days: tuple[date, ...] = ()
+
+
+Priority = Literal["P1", "P2", "P3", "P4"]
+
+
+class SlaTarget(Model):
+    respond: Duration
+    resolve: Duration
+    working_time: bool = True
+
+
+class PrioritySettings(Model):
+    """Impact x urgency -> priority (the Katingan SOP's matrix) and each priority's SLA."""
+
+    matrix: dict[Level, dict[Level, Priority]] = {
+        Level.HIGH: {Level.HIGH: "P1", Level.MEDIUM: "P2", Level.LOW: "P3"},
+        Level.MEDIUM: {Level.HIGH: "P2", Level.MEDIUM: "P3", Level.LOW: "P4"},
+        Level.LOW: {Level.HIGH: "P3", Level.MEDIUM: "P4", Level.LOW: "P4"},
+    }
+    sla: dict[Priority, SlaTarget] = {
+        "P1": SlaTarget(respond=timedelta(minutes=15), resolve=timedelta(hours=4),
+                        working_time=False),
+        "P2": SlaTarget(respond=timedelta(hours=1), resolve=timedelta(hours=8)),
+        "P3": SlaTarget(respond=timedelta(hours=4), resolve=timedelta(days=2)),
+        "P4": SlaTarget(respond=timedelta(days=1), resolve=timedelta(days=5)),
+    }
+
+    @model_validator(mode="after")
+    def _complete(self) -> "PrioritySettings":
+        for impact in Level:
+            for urgency in Level:
+                if urgency not in self.matrix.get(impact, {}):
+                    raise ValueError(_("a priority for every impact and urgency "
+                                       "(low, medium, high)"))
+        return self
+
+
+class Route(Model):
+    division: Literal[DIVISIONS]  # type: ignore[valid-type]
+    workflow: Name
+
+
+# The DKI Jakarta 2013 SOP: which division (Bidang) owns which section.
+DEFAULT_ROUTING = {
+    Category.APPLICATION: Route(division="SIM", workflow="dki-jakarta-2013"),
+    Category.OPERATING_SYSTEM: Route(division="IPL", workflow="dki-jakarta-2013"),
+    Category.DATABASE: Route(division="IPL", workflow="dki-jakarta-2013"),
+    Category.NETWORK: Route(division="IPL", workflow="dki-jakarta-2013"),
+    Category.NETWORK_SECURITY: Route(division="IPL", workflow="dki-jakarta-2013"),
+    Category.MALWARE: Route(division="IPK", workflow="dki-jakarta-2013"),
+    Category.SERVER: Route(division="IPK", workflow="dki-jakarta-2013"),
+    Category.PC_CLIENT: Route(division="IPK", workflow="dki-jakarta-2013"),
+}
+
+
+class Workflows(Model):
+    """Which SOP each category follows. The five seed SOPs ship built in; `files` adds an
+    office's own workflow files."""
+
+    files: tuple[str, ...] = ()
+    routing: dict[Category, Route] = DEFAULT_ROUTING
+    calendar: WorkingCalendar = WorkingCalendar()
+    priority: PrioritySettings = PrioritySettings()
+    tick_interval: Duration = timedelta(seconds=30)
+
+
+class WeeklyWindow(Model):
+    days: tuple[Weekday, ...] = Field(min_length=1)
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    duration: Duration
+
+
+class MaintenanceWindow(Model):
+    """A planned window for one device, site or category: one-off (start_at/end_at, with
+    their UTC offset) or weekly."""
+
+    device: Name | None = None
+    site: Name | None = None
+    category: Category | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    weekly: WeeklyWindow | None = None
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> "MaintenanceWindow":
+        if sum(x is not None for x in (self.device, self.site, self.category)) != 1:
+            raise ValueError(_("exactly one of device, site or category"))
+        one_off = self.start_at is not None and self.end_at is not None
+        if one_off == (self.weekly is not None):
+            raise ValueError(_("either start_at and end_at, or weekly"))
+        if one_off and (self.start_at.tzinfo is None or self.end_at.tzinfo is None or
+                        self.end_at <= self.start_at):
+            raise ValueError(_("start_at before end_at, each with its UTC offset, such as "
+                               "2026-12-01T22:00:00+07:00"))
+        return self
+
+    def scope(self) -> tuple[str, str]:
+        if self.device:
+            return "device", self.device
+        if self.site:
+            return "site", self.site
+        return "category", self.category.value
 
 
 class Logging(Model):
@@ -315,6 +459,8 @@ class Config(Model):
     http: Http = Http()
     notifications: Notifications = Notifications()
     people: tuple[Person, ...] = ()
+    workflows: Workflows = Workflows()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     @field_validator("timezone")
     @classmethod

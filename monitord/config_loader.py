@@ -11,7 +11,7 @@ import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -131,9 +131,9 @@ def _show(value: Any, path: Path_) -> str:
     return text if len(text) <= 60 else text[:57] + "...'"
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that owns the last key of `loc` (for "did you mean")."""
-    candidates: list[Any] = [Config]
+    candidates: list[Any] = [root]
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -208,7 +208,7 @@ def _expected(error: dict[str, Any]) -> str:
     return error.get("msg", kind)
 
 
-def _validation_problems(file: str, lines: _LineMap, data: Any,
+def _validation_problems(file: str, lines: _LineMap, root: type[BaseModel],
                          exc: ValidationError) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_url=False):
@@ -216,7 +216,7 @@ def _validation_problems(file: str, lines: _LineMap, data: Any,
         path, line = lines.resolve(loc)
         if error["type"] == "extra_forbidden":
             key = str(loc[-1])
-            model = _model_at(loc)
+            model = _model_at(root, loc)
             choices = sorted(model.model_fields) if model else []
             expected = _("one of the keys {keys}").format(keys=", ".join(choices)) + \
                 _did_you_mean(key, choices)
@@ -341,8 +341,14 @@ def _unconstructible(file: str, lines: _LineMap) -> ConfigProblem:
     return ConfigProblem(file, 1, "", _("a value YAML cannot read"), _("valid YAML"))
 
 
-def parse_config_text(text: str, file: str = "<config>") -> Config:
-    """Validate YAML text; raise ConfigError listing every problem found."""
+M = TypeVar("M", bound=BaseModel)
+ReferenceCheck = Callable[[str, "_LineMap", dict[str, Any]], list[ConfigProblem]]
+
+
+def parse_yaml_model(text: str, file: str, model: type[M],
+                     references: ReferenceCheck | None = None) -> M:
+    """Validate YAML text into `model`; raise ConfigError listing every problem found, each
+    with file, line, key path, what was found and what is expected."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -364,24 +370,33 @@ def parse_config_text(text: str, file: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", _show(data, ()),
                                          _("a mapping of sections (sites, devices, ...)"))])
-    problems.extend(_reference_problems(file, lines, data))
+    if references is not None:
+        problems.extend(references(file, lines, data))
+    result = None
     try:
-        config = Config.model_validate(data)
+        result = model.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_validation_problems(file, lines, data, exc))
-    if problems:
+        problems.extend(_validation_problems(file, lines, model, exc))
+    if problems or result is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
-    return config
+    return result
 
 
-def load_config(path: str | Path) -> Config:
-    path = Path(path)
+def parse_config_text(text: str, file: str = "<config>") -> Config:
+    return parse_yaml_model(text, file, Config, _reference_problems)
+
+
+def read_text_file(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), 0, "", _("no readable file ({reason})")
                                          .format(reason=exc.strerror), _("a readable YAML file"))]) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigProblem(str(path), 0, "", _("bytes that are not UTF-8"),
                                          _("a UTF-8 text file"))]) from None
-    return parse_config_text(text, str(path))
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    return parse_config_text(read_text_file(path), str(path))

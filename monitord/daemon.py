@@ -19,8 +19,10 @@ from monitord.detectors.host import HostThresholdDetector
 from monitord.http import build_app, make_server
 from monitord.i18n import set_language
 from monitord.incidents.manager import IncidentManager
+from monitord.incidents.notify.worker import NotifyWorker
 from monitord.incidents.store import Store, open_store
 from monitord.incidents.store import repository as repo
+from monitord.incidents.workflow.engine import load_engine
 from monitord.logs import setup_logging
 from monitord.metrics import Metrics
 from monitord.pipeline import Pipeline
@@ -100,6 +102,10 @@ class Daemon:
         with self.store.sessions() as session:
             return [(c.category, c.severity, c.count) for c in repo.open_counts(session)]
 
+    def _workflow_counts(self):
+        with self.store.sessions() as session:
+            return repo.workflow_counts(session, self.engine, self.clock.now())
+
     def _health(self) -> dict:
         return {"status": "stopping" if self._stop.is_set() else "ok", "version": __version__,
                 "queues": {name: size for name, size, _max in self.pipeline.depths()}}
@@ -113,11 +119,16 @@ class Daemon:
         self.store = open_store(self.config.storage, secrets.storage_password)
         await asyncio.to_thread(self.store.migrate)
         await asyncio.to_thread(self._sync_devices, self.config)
-        self.manager = IncidentManager(self.store, self.config, self.clock)
+        self.engine = load_engine(self.config)
+        self.notify = NotifyWorker(self.store, self.config, self.clock,
+                                   registry=self.metrics.registry)
+        self.manager = IncidentManager(self.store, self.config, self.clock, workflow=self.engine,
+                                       on_outcome=lambda _finding, _outcome: self.notify.kick())
         self.pipeline = Pipeline(self.manager, self._detectors(self.config), self.metrics,
                                  self.config.queues.samples, self.config.queues.findings,
                                  self.config.incidents.batch_max)
         self.metrics.watch_store(self._open_counts)
+        self.metrics.watch_workflows(self._workflow_counts)
         self.pipeline.start()
         self._install_signals()
         app = build_app(self.metrics, self.pipeline.submit, self.clock.now,
@@ -128,9 +139,11 @@ class Daemon:
         self.scheduler = Scheduler(self.metrics)
         for job in self._collectors(self.config):
             self.scheduler.add(job)
-        self.scheduler.add_internal("incident-tick", self._tick, TICK_SECONDS)
+        self.scheduler.add_internal("incident-tick", self._tick, min(
+            TICK_SECONDS, self.config.workflows.tick_interval.total_seconds()))
         self.scheduler.start()
-        await asyncio.to_thread(self.manager.tick)  # overdue resolutions after a restart
+        await self._tick()  # overdue resolutions and SLA timers after a restart
+        self._notify_task = asyncio.create_task(self.notify.run(self._stop), name="notify")
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         if self.duration:
             asyncio.get_running_loop().call_later(self.duration, self._stop.set)
@@ -153,6 +166,12 @@ class Daemon:
             log.error("stop budget ran out with findings=%d still queued (not acknowledged)",
                       self.pipeline.findings.qsize())
         await self._tick()
+        try:  # the pass in flight ends after its current send (bounded by the channel timeout)
+            await asyncio.wait_for(self._notify_task, max(0.5, deadline - loop.time() - 0.5))
+        except asyncio.TimeoutError:
+            log.warning("stop budget ran out with a ticket send in flight; it is retried at "
+                        "the next start with the same idempotency key")
+        self.notify.close(wait=False)
         self.server.should_exit = True
         try:
             await asyncio.wait_for(server_task, max(0.2, deadline - loop.time()))
@@ -166,8 +185,21 @@ class Daemon:
     async def _tick(self) -> None:
         try:
             await asyncio.to_thread(self.manager.tick)
+            await asyncio.to_thread(self._workflow_tick)
         except Exception as exc:
             log.error("incident tick failed error=%s", type(exc).__name__)
+
+    def _workflow_tick(self) -> None:
+        """SLA timers: overdue steps escalate or notify, as their workflow file says."""
+        with self.store.sessions() as session, session.begin():
+            handled = self.engine.tick(session, self.clock.now())
+        if handled:
+            self.notify.kick()
+        for event in handled:
+            log.info("workflow timer incident=%s event=%s step=%s", event.number, event.event,
+                     event.step)
+            if event.event == "sla_breach":
+                self.metrics.sla_breaches.labels(event.workflow, event.step).inc()
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -213,7 +245,10 @@ class Daemon:
         setup_logging(config.logging.level, config.logging.format)
         set_language(config.language)
         self.secrets = Secrets(self.secrets.storage_password, secrets.ingest_token)
+        self.engine = load_engine(config)
         self.manager.reconfigure(config)
+        self.notify.reconfigure(config)
+        self.manager.workflow = self.engine
         for detector in self.pipeline.detectors:  # keep their state (what is firing)
             detector.reconfigure(config)
         self.scheduler.remove_collectors()
@@ -249,3 +284,7 @@ def run_daemon(config_path: str | Path, duration: float | None = None) -> int:
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    except ConfigError as exc:  # workflow files and routing are checked at start too
+        for problem in exc.problems:
+            log.error("configuration: %s", problem)
+        return 2

@@ -57,6 +57,9 @@ class Metrics:
         self.reloads = Counter("monitord_config_reloads_total",
                                "Configuration reloads (SIGHUP) by outcome.", ["outcome"],
                                registry=r)
+        self.sla_breaches = Counter("monitord_sla_breaches_total",
+                                    "SOP steps that outlived their time standard.",
+                                    ["workflow", "step"], registry=r)
         self._kinds: set[str] = set()
 
     def kind_label(self, kind: str) -> str:
@@ -69,6 +72,9 @@ class Metrics:
 
     def watch_queues(self, depths: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
         self.registry.register(_QueueCollector(depths))
+
+    def watch_workflows(self, counts: Callable[[], "WorkflowCounts"]) -> None:
+        self.registry.register(_WorkflowCollector(counts))
 
     def watch_store(self, open_counts: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
         self.registry.register(_OpenIncidentsCollector(open_counts))
@@ -110,3 +116,49 @@ class _OpenIncidentsCollector(Collector):
             up.add_metric([], 0)
         yield family
         yield up
+
+
+DURATION_BUCKETS = (300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 5 * 86400,
+                    10 * 86400)
+
+
+class WorkflowCounts:
+    """What the store says at scrape time (see repository.workflow_counts)."""
+
+    def __init__(self, open_by_step, acknowledge_s, resolve_s) -> None:
+        self.open_by_step = open_by_step  # [(workflow, step, role, priority, count)]
+        self.acknowledge_s = acknowledge_s  # seconds, incidents of the last 30 days
+        self.resolve_s = resolve_s
+
+
+def _histogram(name: str, documentation: str, values: list[float]):
+    from prometheus_client.core import HistogramMetricFamily
+    buckets, total = [], 0
+    for bound in DURATION_BUCKETS:
+        buckets.append((str(float(bound)), sum(1 for v in values if v <= bound)))
+    buckets.append(("+Inf", len(values)))
+    total = sum(values)
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=total)
+
+
+class _WorkflowCollector(Collector):
+    def __init__(self, counts: Callable[[], WorkflowCounts]) -> None:
+        self._counts = counts
+
+    def collect(self):
+        try:
+            counts = self._counts()
+        except Exception as exc:
+            log.warning("store unavailable for workflow metrics error=%s", type(exc).__name__)
+            return
+        family = GaugeMetricFamily("monitord_workflow_incidents_open",
+                                   "Open incidents by workflow, step, acting role and priority.",
+                                   labels=["workflow", "step", "role", "priority"])
+        for workflow, step, role, priority, count in counts.open_by_step:
+            family.add_metric([workflow, step, role, priority], count)
+        yield family
+        yield _histogram("monitord_incident_time_to_acknowledge_seconds",
+                         "From recording to the first person's action (last 30 days).",
+                         counts.acknowledge_s)
+        yield _histogram("monitord_incident_time_to_resolve_seconds",
+                         "From recording to resolution (last 30 days).", counts.resolve_s)

@@ -41,9 +41,21 @@ def incident_summary(row: IncidentRow) -> dict[str, Any]:
     }
 
 
-def incident_detail(row: IncidentRow, outbox: Sequence[OutboxRow]) -> dict[str, Any]:
+def incident_detail(row: IncidentRow, outbox: Sequence[OutboxRow], engine=None) -> dict[str, Any]:
+    step = engine.step_of(row) if engine is not None and row.workflow in engine.workflows \
+        else None
     return {
         **incident_summary(row),
+        "workflow": row.workflow, "division": row.division, "step": row.step,
+        "role": step.role if step else None, "priority": row.priority,
+        "due_at": _iso(row.step_due_at), "assignee": row.assignee,
+        "allowed_actions": engine.allowed_actions(row) if engine is not None and
+        row.workflow in engine.workflows else [],
+        "sla_breaches": [{"step": t.data.get("step"), "due_at": t.data.get("due_at"),
+                          "breached_at": _iso(t.at)} for t in row.timeline
+                         if t.action == "sla_breach"],
+        "condition_cleared_at": _iso(row.condition_cleared_at),
+        "closed_at": _iso(row.closed_at), "description": row.description,
         "hd01": {
             "number": row.number, "recorded_at": _iso(row.recorded_at),
             "reported_at": _iso(row.reported_at), "location": row.location,
@@ -54,7 +66,6 @@ def incident_detail(row: IncidentRow, outbox: Sequence[OutboxRow]) -> dict[str, 
         "source": row.source, "impact": row.impact, "urgency": row.urgency,
         "dedup_key": row.dedup_key, "evidence": row.evidence,
         "clearing_since": _iso(row.clearing_since),
-        "workflow": row.workflow, "step": row.step, "step_due_at": _iso(row.step_due_at),
         "timeline": [timeline_entry(t) for t in row.timeline],
         "outbox": [{"channel": o.channel, "event": o.event, "status": o.status,
                     "created_at": _iso(o.created_at)} for o in outbox],
@@ -82,7 +93,7 @@ def table(rows: Sequence[IncidentRow], tz) -> str:
     return "\n".join(lines)
 
 
-def detail_text(row: IncidentRow, outbox: Sequence[OutboxRow], tz) -> str:
+def detail_text(row: IncidentRow, outbox: Sequence[OutboxRow], tz, engine=None) -> str:
     def when(moment: datetime | None) -> str:
         if moment is None:
             return "-"
@@ -99,6 +110,12 @@ def detail_text(row: IncidentRow, outbox: Sequence[OutboxRow], tz) -> str:
         f"{_('Subject')}: {safe_text(row.subject or '-')}",
         f"  {_('Summary')}: {safe_text(row.summary)}",
         f"  {_('Seen')}: {row.occurrences}x, {when(row.first_seen)} .. {when(row.last_seen)}",
+        f"  {_('Workflow')}: {row.workflow or '-'}   {_('Division')}: {row.division or '-'}   "
+        f"{_('Priority')}: {row.priority or '-'}",
+        f"  {_('Step')}: {row.step or '-'}   {_('Due')}: {when(row.step_due_at)}",
+        *([f"  {_('Allowed actions')}: " + ", ".join(
+            f"{a['action']} ({'/'.join(a['roles'])})" for a in engine.allowed_actions(row))]
+          if engine is not None and row.workflow in engine.workflows else []),
         "",
         _("Form HD-01"),
         f"  {_('Sequence number')}: {row.number}",

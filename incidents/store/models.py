@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -111,11 +112,21 @@ class IncidentRow(Base):
     resolved_at: Mapped[datetime | None]
     flapping: Mapped[bool] = mapped_column(Boolean, default=False)
     transitions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # the seam for the SOP workflow (issue: escalation workflow)
+    # the SOP workflow's position (incidents/workflow/engine.py)
     workflow: Mapped[str | None] = mapped_column(String(64))
     step: Mapped[str | None] = mapped_column(String(64))
-    step_due_at: Mapped[datetime | None]
+    step_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime]
+    division: Mapped[str | None] = mapped_column(String(16))
+    priority: Mapped[str | None] = mapped_column(String(4))
+    step_started_at: Mapped[datetime | None]
+    step_breached_at: Mapped[datetime | None]
+    step_entries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    people_acted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    condition_cleared_at: Mapped[datetime | None]
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None]
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     # Read-only view, loaded only where it is shown (repository.get_incident/list_incidents):
     # the manager appends rows through TimelineRow.incident and never loads the history.
@@ -157,3 +168,17 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
     incident: Mapped[IncidentRow] = relationship()
+
+
+class MaintenanceRow(Base):
+    """A maintenance window set by a person (KD/KS/KB) with `monitord maintenance add`."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # device | site | category
+    value: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

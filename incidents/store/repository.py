@@ -126,3 +126,32 @@ def sync_devices(session: Session, devices: Iterable[Device], now: datetime) -> 
         row.address, row.site, row.kind = device.address, device.site, device.kind
         row.parent, row.tags, row.updated_at = device.parent, {"tags": list(device.tags)}, now
         session.add(row)
+
+
+def workflow_counts(session: Session, engine: Any, now: datetime):
+    """Open incidents per workflow step, and acknowledge/resolve times of the last 30 days."""
+    from datetime import timedelta
+    from monitord.metrics import WorkflowCounts
+    rows = session.execute(
+        select(IncidentRow.workflow, IncidentRow.step, IncidentRow.priority, func.count())
+        .where(IncidentRow.status.in_(("open", "resolved", "maintenance")),
+               IncidentRow.workflow.is_not(None), IncidentRow.step.is_not(None))
+        .group_by(IncidentRow.workflow, IncidentRow.step, IncidentRow.priority)).all()
+    open_by_step = []
+    for workflow, step, priority, count in rows:
+        known = engine.workflows.get(workflow)
+        role = known.steps[step].role if known and step in known.steps else ""
+        open_by_step.append((workflow, step, role or "", priority or "", count))
+    since = now - timedelta(days=30)
+    recent = session.execute(
+        select(IncidentRow.recorded_at, IncidentRow.resolved_at)
+        .where(IncidentRow.recorded_at >= since)).all()
+    resolve = [(r - rec).total_seconds() for rec, r in recent if r is not None]
+    first_action = session.execute(
+        select(IncidentRow.recorded_at, func.min(TimelineRow.at))
+        .join(TimelineRow, TimelineRow.incident_id == IncidentRow.id)
+        .where(IncidentRow.recorded_at >= since, TimelineRow.actor != SYSTEM_ACTOR,
+               TimelineRow.role != SYSTEM_ROLE, TimelineRow.action != "reported")
+        .group_by(IncidentRow.id, IncidentRow.recorded_at)).all()
+    acknowledge = [(at - rec).total_seconds() for rec, at in first_action if at is not None]
+    return WorkflowCounts(open_by_step, acknowledge, resolve)

@@ -22,8 +22,17 @@ class WorkflowHook(Protocol):
 
     def incident_reopened(self, session: Session, incident: IncidentRow, at: datetime) -> None: ...
 
+    def condition_cleared(self, session: Session, incident: IncidentRow, at: datetime) -> bool:
+        """The finding cleared and held: True lets the manager resolve the incident."""
+        ...
+
 
 class NoWorkflow:
+    """Incidents without an SOP: they resolve when their condition clears."""
+
+    def condition_cleared(self, session: Session, incident: IncidentRow, at: datetime) -> bool:
+        return True
+
     def incident_opened(self, session: Session, incident: IncidentRow, at: datetime) -> None:
         return None
 

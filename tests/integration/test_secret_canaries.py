@@ -181,7 +181,7 @@ def make_setup(directory: Path, db_url: str) -> Setup:
             {"name": "noc-telegram", "type": "telegram",
              "bot_token": from_file("telegram_bot_token"), "chat_id": "-1001234567890"},
             {"name": "noc-hook", "type": "webhook", "url": "http://127.0.0.1:9/hook",
-             "token": from_env("webhook_token")},
+             "hmac_secret": from_env("webhook_token")},
         ]},
     }
     setup = Setup(directory, directory / "monitord.yaml", port, db_url, canaries, env, data,
@@ -496,14 +496,14 @@ def inline_config(tmp_path: Path) -> tuple[Path, Canaries, list[str]]:
             {"name": "noc-telegram", "type": "telegram", "chat_id": "1",
              "bot_token": canaries.new("telegram_bot_token")},
             {"name": "noc-hook", "type": "webhook", "url": "https://example.invalid/hook",
-             "token": canaries.new("webhook_token")},
+             "hmac_secret": canaries.new("webhook_token")},
         ]},
     }
     paths = ["credentials.rtr-snmp.community", "credentials.old-snmp.community",
              "credentials.ups-v3.auth_key", "credentials.ups-v3.priv_key",
              "credentials.noc-ssh.password", "credentials.noc-ssh.private_key", "storage.url",
              "storage.password", "http.ingest_token", "notifications.channels[0].password",
-             "notifications.channels[1].bot_token", "notifications.channels[2].token"]
+             "notifications.channels[1].bot_token", "notifications.channels[2].hmac_secret"]
     path = tmp_path / "inline.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path, canaries, paths
