@@ -367,7 +367,8 @@ class WorkflowEngine:
             self._tickets(session, incident, "sla_breach", at,
                           (*step.recipients(), *timeout.notify), SYSTEM, None)
             if timeout.action == "escalate":
-                repo.append_timeline(session, incident, at, "escalate", "", actor=SYSTEM,
+                repo.append_timeline(session, incident, at, "escalate",
+                                     f"{incident.step} -> {timeout.next}", actor=SYSTEM,
                                      role="system", data={"step": incident.step,
                                                           "to": timeout.next, "reason": "timeout"})
                 self._enter(session, incident, timeout.next, at, SYSTEM, None)

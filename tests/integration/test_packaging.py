@@ -35,8 +35,12 @@ def run_installed(site: Path, cwd: Path, *args: str, timeout: float = 120):
 
 def test_wheel_carries_the_data_files(installed: Path):
     bundled = installed / "monitord" / "bundled"
-    for name in ("demo.yaml", "example.yaml", "locale/id.po"):
+    for name in ("demo.yaml", "demo-workflow.yaml", "example.yaml", "locale/id.po",
+                 "workflows/dki-jakarta-2013.yaml"):
         assert (bundled / name).is_file(), name
+    templates = installed / "monitord" / "incidents"
+    assert (templates / "templates" / "recap.html").is_file()
+    assert list((templates / "notify" / "templates").glob("ticket.*"))
     assert (installed / "monitord" / "incidents" / "store" / "migrations" / "env.py").is_file()
     assert list((installed / "monitord" / "incidents" / "store" / "migrations" / "versions")
                 .glob("0001_*.py"))
@@ -50,7 +54,8 @@ def test_installed_demo_opens_a_real_incident(installed: Path, tmp_path: Path):
                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)},
                            capture_output=True, text=True)
     assert probe.stdout.startswith(str(installed)), probe.stdout  # not the checkout
-    demo = run_installed(installed, tmp_path, "demo", "--data-dir", "demo", "--duration", "20")
+    # 55 s: the incident opens, then the demo's fast SOP escalates it PO -> KD -> KS
+    demo = run_installed(installed, tmp_path, "demo", "--data-dir", "demo", "--duration", "55")
     assert demo.returncode == 0, demo.stderr
     assert "demo/monitord.yaml" in demo.stdout and "/metrics" in demo.stdout
     config = tmp_path / "demo" / "monitord.yaml"
@@ -63,3 +68,14 @@ def test_installed_demo_opens_a_real_incident(installed: Path, tmp_path: Path):
     shown = run_installed(installed, tmp_path, "incidents", "show", disk[0]["number"],
                           "--config", str(config))
     assert "Form HD-01" in shown.stdout and "opened" in shown.stdout
+    detail = json.loads(run_installed(installed, tmp_path, "incidents", "show",
+                                      disk[0]["number"], "--json", "--config",
+                                      str(config)).stdout)
+    assert detail["step"] == "ks_check" and detail["role"] == "KS"
+    escalations = [t["note"] for t in detail["timeline"] if t["action"] == "escalate"]
+    assert escalations == ["po_receive -> kd_direct", "kd_direct -> ks_check"]
+    assert [b["step"] for b in detail["sla_breaches"]] == ["po_receive", "kd_direct"]
+    mails = sorted((tmp_path / "demo" / "mailbox").glob("*.eml"))
+    recipients = " ".join(m.read_text(errors="replace").split("\n\n")[0] for m in mails)
+    for person in ("joko@localhost", "rina@localhost", "agus@localhost"):  # PO, KD, KS
+        assert person in recipients, recipients
