@@ -216,3 +216,47 @@ def test_set_priority_is_recorded_and_reopen_after_close(env):
     assert show(store, number)[0].status == "closed"
     assert act(store, engine, clock, number, "rina", "reopen", note="again") == "po_receive"
     assert show(store, number)[0].status == "open"
+
+
+def test_maintenance_window_suppresses_tickets_then_opens_when_the_fault_remains(db_url):
+    config, store, clock, engine, manager = setup(db_url, extra="""
+maintenance:
+  - {device: core-rtr, start_at: "2026-01-05T08:30:00+07:00", end_at: "2026-01-05T10:00:00+07:00",
+     reason: "ganti SFP"}
+""")
+    number = fire(manager, clock).number  # 09:00 WIB: inside the window
+    incident, timeline, tickets = show(store, number)
+    assert incident.status == "maintenance" and incident.step is None
+    assert [a for a, _p, _r in timeline] == ["opened", "maintenance"]
+    assert tickets == []  # recorded and shown, no ticket, no NOC feed
+    clock.advance(1800)
+    fire(manager, clock)  # still down during the window: folded, still no ticket
+    with store.sessions() as session, session.begin():
+        assert engine.tick(session, clock.now()) == []
+    clock.set(datetime(2026, 1, 5, 3, 1, tzinfo=timezone.utc))  # 10:01 WIB: window over
+    with store.sessions() as session, session.begin():
+        events = engine.tick(session, clock.now())
+    assert [(e.number, e.event) for e in events] == [(number, "maintenance_ended")]
+    incident, timeline, tickets = show(store, number)
+    assert incident.status == "open" and incident.step == "po_receive"
+    assert "maintenance_ended" in [a for a, _p, _r in timeline]
+    assert ("ticket", "budi", "po_receive") in tickets
+    store.close()
+
+
+def test_a_fault_that_clears_inside_the_window_never_tickets(db_url):
+    config, store, clock, engine, manager = setup(db_url, extra="""
+maintenance:
+  - {category: network, weekly: {days: [mon], start: "08:00", duration: 4h}}
+""")
+    number = fire(manager, clock).number
+    clock.advance(30)
+    fire(manager, clock, state="cleared")
+    clock.advance(61)
+    manager.tick()
+    clock.advance(4 * 3600)
+    with store.sessions() as session, session.begin():
+        engine.tick(session, clock.now())
+    incident, timeline, tickets = show(store, number)
+    assert incident.status == "resolved"
+    assert tickets == [] and "maintenance_ended" not in [a for a, _p, _r in timeline]

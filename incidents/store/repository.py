@@ -60,7 +60,7 @@ def find_recently_resolved(session: Session, keys: Collection[str],
 
 def due_for_resolution(session: Session, before: datetime) -> Sequence[IncidentRow]:
     return session.scalars(
-        select(IncidentRow).where(IncidentRow.status == "open",
+        select(IncidentRow).where(IncidentRow.status.in_(("open", "maintenance")),
                                   IncidentRow.clearing_since.is_not(None),
                                   IncidentRow.clearing_since <= before)
     ).all()
