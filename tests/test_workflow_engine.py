@@ -260,3 +260,50 @@ maintenance:
     incident, timeline, tickets = show(store, number)
     assert incident.status == "resolved"
     assert tickets == [] and "maintenance_ended" not in [a for a, _p, _r in timeline]
+
+
+WORKFLOWS = ("dki-jakarta-2013", "kaltim-keamanan-jaringan", "bekasi-gangguan-jaringan",
+             "katingan-helpdesk-2024", "pengadilan-layanan-ti")
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_each_bundled_sop_runs_a_report_to_closure(name, sqlite_url):
+    from monitord.incidents.workflow.schema import load_workflows
+    workflow = load_workflows()[name]
+    people = "\n".join(f"  - {{name: p_{role.lower()}, roles: [{role}], email: {role.lower()}@x.test}}"
+                       for role in workflow.roles)
+    config, store, clock, engine, manager = setup(sqlite_url.replace("monitord.db", f"{name}.db"),
+                                                  extra="")
+    config = parse_config_text(f"""
+storage: {{url: "{sqlite_url.replace('monitord.db', name + '.db')}"}}
+notifications:
+  channels: [{{name: mail, type: email, smtp_host: localhost, sender: m@x.test}}]
+people:
+{people}
+workflows:
+  routing: {{application: {{division: SIM, workflow: {name}}}}}
+""")
+    engine = load_engine(config)
+    with store.sessions() as session, session.begin():
+        number = engine.open_report(session, Report(
+            category=Category.APPLICATION, place="OPD", reporter_name="Bu Rini", agency="OPD",
+            phone="1", email="r@x.test", description="aplikasi tidak bisa diakses"),
+            clock.now()).number
+    path = []
+    for _hop in range(40):
+        with store.sessions() as session, session.begin():
+            incident = repo.get_incident(session, number)
+            if incident.status == "closed":
+                break
+            step = workflow.step(incident.step)
+            action, transition = next(iter(step.actions.items()))
+            outcome = "resolved" if transition.outcomes else None
+            path.append((incident.step, action))
+            clock.advance(60)
+            engine.act(session, incident, f"p_{step.role.lower()}", action, clock.now(),
+                       outcome=outcome, note="solusi: restart layanan")
+    incident, timeline, tickets = show(store, number)
+    assert incident.status == "closed", path
+    assert len(path) >= 3
+    assert {e for e, _n, _s in tickets} >= {"ticket", "incident_closed"}
+    store.close()

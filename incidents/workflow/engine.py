@@ -308,7 +308,10 @@ class WorkflowEngine:
         if step.status == "closed":
             incident.status, incident.open_key, incident.closed_at = "closed", None, at
             incident.step_due_at = None
-            self._tickets(session, incident, "incident_closed", at, ("HD",), actor, note)
+            # the intake role (the help desk in the DKI ladder) hears the outcome
+            intake = workflow.step(workflow.start).role
+            self._tickets(session, incident, "incident_closed", at, (intake,) if intake else (),
+                          actor, note)
             return
         incident.status = step.status
         if step.status == "resolved":
