@@ -318,8 +318,11 @@ _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 
 
 def _office_hours(value: object) -> object:
-    if isinstance(value, str) and not _HOURS.match(value):
-        raise ValueError(_("office hours as HH:MM-HH:MM, such as 07:30-16:00"))
+    if isinstance(value, str):
+        match = _HOURS.match(value)
+        start, _sep, end = value.partition("-")
+        if not match or end > "24:00" or end <= start:
+            raise ValueError(_("office hours as HH:MM-HH:MM, such as 07:30-16:00"))
     return value
 
 
@@ -335,6 +338,14 @@ class WorkingCalendar(Model):
     extra_holidays: tuple[date, ...] = ()
     extra_working_days: tuple[date, ...] = ()
 
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        import holidays
+        if value not in holidays.list_supported_countries():
+            raise ValueError(_("a country code the holidays package knows, such as ID"))
+        return value
+
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 
@@ -345,6 +356,15 @@ class SlaTarget(Model):
     working_time: bool = True
 
 
+_DEFAULT_SLA = {
+    "P1": SlaTarget(respond=timedelta(minutes=15), resolve=timedelta(hours=4),
+                    working_time=False),
+    "P2": SlaTarget(respond=timedelta(hours=1), resolve=timedelta(hours=8)),
+    "P3": SlaTarget(respond=timedelta(hours=4), resolve=timedelta(hours=16)),
+    "P4": SlaTarget(respond=timedelta(hours=8), resolve=timedelta(hours=40)),
+}
+
+
 class PrioritySettings(Model):
     """Impact x urgency -> priority (the Katingan SOP's matrix) and each priority's SLA."""
 
@@ -353,13 +373,13 @@ class PrioritySettings(Model):
         Level.MEDIUM: {Level.HIGH: "P2", Level.MEDIUM: "P3", Level.LOW: "P4"},
         Level.LOW: {Level.HIGH: "P3", Level.MEDIUM: "P4", Level.LOW: "P4"},
     }
-    sla: dict[Priority, SlaTarget] = {
-        "P1": SlaTarget(respond=timedelta(minutes=15), resolve=timedelta(hours=4),
-                        working_time=False),
-        "P2": SlaTarget(respond=timedelta(hours=1), resolve=timedelta(hours=8)),
-        "P3": SlaTarget(respond=timedelta(hours=4), resolve=timedelta(days=2)),
-        "P4": SlaTarget(respond=timedelta(days=1), resolve=timedelta(days=5)),
-    }
+    sla: dict[Priority, SlaTarget] = _DEFAULT_SLA
+
+    @field_validator("sla", mode="after")
+    @classmethod
+    def _keep_defaults(cls, value: dict) -> dict:
+        """Setting one priority's SLA keeps the defaults of the others."""
+        return {**_DEFAULT_SLA, **value}
 
     @model_validator(mode="after")
     def _complete(self) -> "PrioritySettings":

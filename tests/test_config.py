@@ -33,7 +33,7 @@ def test_shipped_example_and_demo_configs_are_valid():
     assert {d.name for d in config.devices} == {"core-rtr", "dist-sw1", "ups-dc"}
     assert config.device("dist-sw1").parent == "core-rtr"
     demo = (REPO / "config" / "demo.yaml").read_text().replace("@DATA_DIR@", "/tmp/x") \
-        .replace("@PORT@", "9877")
+        .replace("@SMTP_PORT@", "2525").replace("@PORT@", "9877")
     assert parse_config_text(demo).detectors.host.disk_used_percent == 1
 
 
