@@ -126,6 +126,9 @@ def test_steps_speak_the_shared_vocabulary_and_have_timers(workflows, name):
         assert step.action_needed is None or (step.action_needed.en and step.action_needed.id)
         if step.time is not None:
             assert step.on_timeout is not None, f"{where}: a time standard needs on_timeout"
+            # On the working calendar 1d is 24 office hours (three working days): the SOPs'
+            # "hari" standards are written as 8h per working day.
+            assert step.time <= 2 * WORKING_DAY, f"{where}: a working day is 8h"
         if step.on_timeout and step.on_timeout.action == "escalate":
             target = workflow.step(step.on_timeout.next)
             assert workflow.tier(target.role) > workflow.tier(step.role), \
@@ -140,11 +143,7 @@ def test_every_step_a_person_acts_on_says_what_to_do_and_by_when(workflows, name
     for step_name, step in workflows[name].steps.items():
         if not step.terminal:
             assert step.action_needed is not None, f"{name}.{step_name}"
-            assert step.time is not None, f"{name}.{step_name}"
-            # On the working calendar 1d is 24 office hours (three working days): the SOPs'
-            # "hari" standards are written as 8h per working day. (The lead's DKI file still
-            # uses 1d/2d as its defaults, so it is not checked here.)
-            assert step.working_time and step.time <= 2 * WORKING_DAY, f"{name}.{step_name}"
+            assert step.time is not None and step.working_time, f"{name}.{step_name}"
 
 
 # -- each SOP ---------------------------------------------------------------------------------
