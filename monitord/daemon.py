@@ -26,6 +26,7 @@ from monitord.incidents.workflow.engine import load_engine
 from monitord.logs import setup_logging
 from monitord.metrics import Metrics
 from monitord.pipeline import Pipeline
+from monitord.process import configure_process
 from monitord.scheduler import RunningCollector, Scheduler
 from monitord.sdnotify import SystemdNotifier
 from monitord.secrets import Secret, SecretSourceError
@@ -269,15 +270,9 @@ class Daemon:
 
 def run_daemon(config_path: str | Path, duration: float | None = None) -> int:
     """Load, validate and run. A bad configuration stops the start with every problem listed."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        setup_logging()
-        for problem in exc.problems:
-            log.error("configuration: %s", problem)
+    config = configure_process(config_path)
+    if config is None:
         return 2
-    setup_logging(config.logging.level, config.logging.format)
-    set_language(config.language)
     daemon = Daemon(config_path, config, duration=duration)
     try:
         return asyncio.run(daemon.run())

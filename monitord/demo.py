@@ -26,8 +26,8 @@ def free_port(preferred: int = DEFAULT_PORT) -> int:
 def write_demo_config(data_dir: Path, port: int, smtp_port: int) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     bundled = resources.files("monitord.bundled")
-    (data_dir / "demo-workflow.yaml").write_text(
-        bundled.joinpath("demo-workflow.yaml").read_text("utf-8"), encoding="utf-8")
+    (data_dir / "demo-fast-ladder.yaml").write_text(
+        bundled.joinpath("demo-fast-ladder.yaml").read_text("utf-8"), encoding="utf-8")
     template = bundled.joinpath("demo.yaml").read_text("utf-8")
     path = data_dir / "monitord.yaml"
     path.write_text(template.replace("@DATA_DIR@", str(data_dir.resolve()))

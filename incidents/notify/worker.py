@@ -418,10 +418,8 @@ def _due(now: datetime):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from monitord.config_loader import ConfigError, load_config
-    from monitord.i18n import set_language
     from monitord.incidents.store import open_store
-    from monitord.logs import setup_logging
+    from monitord.process import configure_process
 
     parser = argparse.ArgumentParser(
         prog="python -m monitord.incidents.notify.worker",
@@ -435,15 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "passed; exit 0 if the outbox is empty, 3 if not")
     args = parser.parse_args(argv)
     config_path = Path(args.config)
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        setup_logging()
-        for problem in exc.problems:
-            log.error("configuration: %s", problem)
+    config = configure_process(config_path)
+    if config is None:
         return 2
-    setup_logging(config.logging.level, config.logging.format)
-    set_language(config.language)
     try:
         password = config.storage.password.resolve() if config.storage.password else None
     except SecretSourceError as exc:

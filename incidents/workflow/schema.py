@@ -9,7 +9,7 @@ from collections import deque
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -24,7 +24,9 @@ from monitord.config_loader import (
 )
 from monitord.i18n import _
 
-RoleCode = str  # e.g. HD, PO, KD, KS, KB: defined by each workflow's `roles`
+# e.g. HD, PO, KD, KS, KB: defined by each workflow's `roles`; the same pattern as
+# Person.roles in the main configuration, so every role can be held by someone.
+RoleCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")]
 Outcome = Literal["resolved", "not_resolved"]
 
 # Actions any actor of the current step may take at any open step; they never move the step.
@@ -144,8 +146,19 @@ def _structure_problems(file: str, lines: _LineMap, data: dict[str, Any]) -> lis
             problem(path, repr(name), _("a step defined under steps ({count} defined)")
                     .format(count=len(steps)))
 
+    declared = data.get("name")
+    if file.endswith((".yaml", ".yml")) and isinstance(declared, str) \
+            and declared != Path(file).name.rsplit(".", 1)[0]:
+        problem(("name",), repr(declared), _("the file name without .yaml ({stem})")
+                .format(stem=Path(file).name.rsplit(".", 1)[0]))
+    tiers = [r for r in (data.get("tiers") or []) if isinstance(r, str)]
     for index, role in enumerate(data.get("tiers") or []):
         check_role(("tiers", index), role)
+        if role in tiers[:index]:
+            problem(("tiers", index), repr(role), _("each role once on the ladder"))
+
+    def tier(role: Any) -> int:
+        return tiers.index(role) if role in tiers else -1
     for key in ("start", "auto_start", "reopen_to"):
         check_step((key,), data.get(key))
     edges: dict[str, set[str]] = {}
@@ -166,16 +179,28 @@ def _structure_problems(file: str, lines: _LineMap, data: dict[str, Any]) -> lis
             for outcome, target in (transition.get("outcomes") or {}).items():
                 check_step(base + ("actions", action, "outcomes", outcome), target)
                 targets.add(target)
+        by_people = {t for t in targets if isinstance(t, str)}  # before the timeout's target
         timeout = step.get("on_timeout")
         if isinstance(timeout, dict):
+            if step.get("time") is None:
+                problem(base + ("on_timeout",), _("a timeout without a time standard"),
+                        _("time: on this step (the SOP's mutu baku), or no on_timeout"))
             if timeout.get("next") is not None:
                 check_step(base + ("on_timeout", "next"), timeout["next"])
                 targets.add(timeout["next"])
+                target = steps.get(timeout["next"])
+                if timeout.get("action") == "escalate" and isinstance(target, dict) \
+                        and target.get("role") in roles and step.get("role") in roles \
+                        and tier(target.get("role")) <= tier(step.get("role")):
+                    problem(base + ("on_timeout", "next"), repr(timeout["next"]),
+                            _("a step of a higher tier than {role} (escalation goes up "
+                              "the ladder: {tiers})").format(role=step.get("role"),
+                                                              tiers=", ".join(tiers)))
             for index, role in enumerate(timeout.get("notify") or []):
                 check_role(base + ("on_timeout", "notify", index), role)
         edges[name] = {t for t in targets if isinstance(t, str)}
         terminal = step.get("status") == "closed"
-        if not terminal and not edges[name]:
+        if not terminal and not by_people:
             problem(base, _("a step with no way out"),
                     _("at least one action leading to another step, or status: closed"))
         if not terminal and not step.get("role"):

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ def run_installed(site: Path, cwd: Path, *args: str, timeout: float = 120):
 
 def test_wheel_carries_the_data_files(installed: Path):
     bundled = installed / "monitord" / "bundled"
-    for name in ("demo.yaml", "demo-workflow.yaml", "example.yaml", "locale/id.po",
+    for name in ("demo.yaml", "demo-fast-ladder.yaml", "example.yaml", "locale/id.po",
                  "workflows/dki-jakarta-2013.yaml"):
         assert (bundled / name).is_file(), name
     templates = installed / "monitord" / "incidents"
