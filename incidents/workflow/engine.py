@@ -163,9 +163,11 @@ class WorkflowEngine:
             occurrences=1, flapping=False, transitions={"clears": []}, updated_at=at,
         )
         session.add(incident)
-        repo.append_timeline(session, incident, at, "reported", report.description,
-                             actor=report.officer or SYSTEM, role="HD")
         self.incident_opened(session, incident, at)
+        workflow = self.workflow_of(incident)
+        repo.append_timeline(session, incident, at, "reported", report.description,
+                             actor=report.officer or SYSTEM,
+                             role=workflow.step(workflow.start).role or "")
         return incident
 
     # -- actions ----------------------------------------------------------------------------
