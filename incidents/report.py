@@ -41,6 +41,7 @@ class Recap:
     reached_ks: int = 0
     reached_kb: int = 0
     top_devices: list[tuple[str, int]] = field(default_factory=list)
+    target_breaches: Counter = field(default_factory=Counter)  # respond / resolve
     security: list[dict[str, Any]] = field(default_factory=list)
 
     def stats(self, values: list[float]) -> dict[str, float | None]:
@@ -88,7 +89,9 @@ def monthly_recap(session: Session, engine: WorkflowEngine, month: str) -> Recap
             tiers[step.role]["entered"] += 1
             roles.add(step.role)
         for entry in incident.timeline:
-            if entry.action == "sla_breach" and workflow:
+            if entry.action == "sla_breach" and "target" in entry.data:
+                recap.target_breaches[entry.data["target"]] += 1
+            elif entry.action == "sla_breach" and workflow:
                 step = workflow.steps.get(entry.data.get("step", ""))
                 steps[f"{workflow.name}:{entry.data.get('step')}"]["breached"] += 1
                 if step is not None and step.role:
@@ -128,6 +131,8 @@ def recap_rows(recap: Recap) -> list[tuple[str, str, str]]:
     for name, values in (("acknowledge", recap.acknowledge_s), ("resolve", recap.resolve_s)):
         for key, value in recap.stats(values).items():
             rows.append((f"time_to_{name}", key, "" if value is None else f"{value:.0f}"))
+    rows += [("priority_target_breached", key, str(value))
+             for key, value in sorted(recap.target_breaches.items())]
     rows += [("escalation", "reached_KS", str(recap.reached_ks)),
              ("escalation", "reached_KB", str(recap.reached_kb))]
     rows += [("top_device", device, str(count)) for device, count in recap.top_devices]

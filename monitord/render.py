@@ -51,9 +51,11 @@ def incident_detail(row: IncidentRow, outbox: Sequence[OutboxRow], engine=None) 
         "due_at": _iso(row.step_due_at), "assignee": row.assignee,
         "allowed_actions": engine.allowed_actions(row) if engine is not None and
         row.workflow in engine.workflows else [],
-        "sla_breaches": [{"step": t.data.get("step"), "due_at": t.data.get("due_at"),
-                          "breached_at": _iso(t.at)} for t in row.timeline
-                         if t.action == "sla_breach"],
+        "sla_breaches": [{"step": t.data.get("step"), "target": t.data.get("target", "step"),
+                          "due_at": t.data.get("due_at"), "breached_at": _iso(t.at)}
+                         for t in row.timeline if t.action == "sla_breach"],
+        "sla_targets": {"respond_due_at": _iso(row.respond_due_at),
+                        "resolve_due_at": _iso(row.resolve_due_at)},
         "condition_cleared_at": _iso(row.condition_cleared_at),
         "closed_at": _iso(row.closed_at), "description": row.description,
         "hd01": {

@@ -57,6 +57,7 @@ KNOWN_DYNAMIC_CALLS = {
     "_EXPECTED_BY_TYPE[kind]": "the _EXPECTED_BY_TYPE values",
     "text": "loop tables in config_loader._expected (extracted below)",
     "WEEKDAYS[local.weekday()]": "N_() literals in render.WEEKDAYS",
+    "TARGET_WORDS[kind]": "N_() literals in workflow.engine.TARGET_WORDS",
 }
 
 

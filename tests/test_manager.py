@@ -195,7 +195,7 @@ def test_timeline_is_append_only_in_the_database(env):
 def test_migration_is_idempotent_and_matches_the_models(env):
     store, _manager, _clock = env
     store.migrate()
-    assert store.current_revision() == "0003"
+    assert store.current_revision() == "0004"
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from monitord.incidents.store.models import Base

@@ -138,19 +138,27 @@ def test_sla_timeout_escalates_once_and_survives_a_restart(db_url):
     assert (due - clock.now()).total_seconds() == 3600
     clock.advance(3599)
     with store.sessions() as session, session.begin():
-        assert engine.tick(session, clock.now()) == []
+        early = engine.tick(session, clock.now())
+    # only P1's 15-minute respond target has passed, not the step's hour
+    assert [(e.step, e.event) for e in early] == [("respond_target", "sla_breach")]
     clock.advance(7200)
     # a restart: a new engine on the same store handles the overdue step at once ...
     _c, store2, _clock, engine2, _m = setup(db_url)
     with store2.sessions() as session, session.begin():
-        assert [e.number for e in engine2.tick(session, clock.now())] == [number]
+        assert [(e.number, e.step) for e in engine2.tick(session, clock.now())] == \
+            [(number, "po_receive")]
     # ... and never twice
     with store2.sessions() as session, session.begin():
         assert engine2.tick(session, clock.now()) == []
     incident, timeline, tickets = show(store2, number)
     assert incident.step == "kd_direct"
-    breach = [t for t in incident.timeline if t.action == "sla_breach"]
+    breach = [t for t in incident.timeline if t.action == "sla_breach" and
+              "target" not in t.data]
     assert len(breach) == 1 and breach[0].at == due  # the true breach time, not the tick's
+    # P1's respond target (15 min, round the clock) passed too, recorded once at its moment
+    respond = [t for t in incident.timeline if t.data.get("target") == "respond"]
+    assert len(respond) == 1 and respond[0].at == incident.respond_due_at
+    assert (incident.respond_due_at - incident.recorded_at).total_seconds() == 900
     assert ("sla_breach", "budi", "po_receive") in tickets
     assert ("ticket", "rina", "kd_direct") in tickets
     store2.close()
@@ -232,7 +240,7 @@ maintenance:
     clock.advance(1800)
     fire(manager, clock)  # still down during the window: folded, still no ticket
     with store.sessions() as session, session.begin():
-        assert engine.tick(session, clock.now()) == []
+        assert engine.tick(session, clock.now()) == []  # no SLA runs in maintenance
     clock.set(datetime(2026, 1, 5, 3, 1, tzinfo=timezone.utc))  # 10:01 WIB: window over
     with store.sessions() as session, session.begin():
         events = engine.tick(session, clock.now())

@@ -127,6 +127,11 @@ class IncidentRow(Base):
     assignee: Mapped[str | None] = mapped_column(String(64))
     closed_at: Mapped[datetime | None]
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # the priority's SLA targets (workflows.priority.sla), beside the steps' own deadlines
+    respond_due_at: Mapped[datetime | None]
+    resolve_due_at: Mapped[datetime | None]
+    respond_breached_at: Mapped[datetime | None]
+    resolve_breached_at: Mapped[datetime | None]
 
     # Read-only view, loaded only where it is shown (repository.get_incident/list_incidents):
     # the manager appends rows through TimelineRow.incident and never loads the history.

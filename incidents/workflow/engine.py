@@ -18,18 +18,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitord.config import Config, Person
-from monitord.i18n import _
+from monitord.i18n import N_, _
 from monitord.incidents.maintenance import MaintenanceCalendar
 from monitord.incidents.store import repository as repo
 from monitord.incidents.store.models import IncidentRow
 from monitord.incidents.workflow.calendar import OfficeCalendar
-from monitord.incidents.workflow.priority import priority_for
+from monitord.incidents.workflow.priority import priority_for, sla_for
 from monitord.incidents.workflow.schema import UNIVERSAL_ACTIONS, Step, Workflow
 from monitord.incidents.workflow.tickets import enqueue_tickets
 from monitord.records import HD01_CLASSIFICATION, Category, Level
 
 log = logging.getLogger("monitord.workflow")
 SYSTEM = "monitord"
+TARGET_WORDS = {"respond": N_("respond"), "resolve": N_("resolve")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class WorkflowEngine:
                 data={"scope": window.scope, "value": window.value,
                       "until": window.end.isoformat()})
             return
+        self._set_targets(incident, at)  # counted from when the SOP starts (after a window)
         start = workflow.step(workflow.start)
         if incident.source == "monitor" and workflow.auto_start and start.system:
             # The help desk's recording step, done by monitord itself (Form HD-01 filled).
@@ -264,6 +266,7 @@ class WorkflowEngine:
             incident.urgency = Level(urgency or incident.urgency).value
             incident.priority = priority_for(self.config.workflows.priority, incident.impact,
                                              incident.urgency)
+            self._set_targets(incident, incident.recorded_at)
             data.update({"from": before, "to": {"impact": incident.impact,
                                                  "urgency": incident.urgency,
                                                  "priority": incident.priority}})
@@ -273,6 +276,42 @@ class WorkflowEngine:
         incident.updated_at = at
         repo.append_timeline(session, incident, at, action, note or "", actor=person.name,
                              role=role, data=data)
+
+    def _set_targets(self, incident: IncidentRow, start: datetime) -> None:
+        """The priority's respond and resolve targets, counted from `start`."""
+        target = sla_for(self.config.workflows.priority, incident.priority)
+        incident.respond_due_at = self.calendar.add(start, target.respond, target.working_time)
+        incident.resolve_due_at = self.calendar.add(start, target.resolve, target.working_time)
+
+    def _priority_breaches(self, session: Session, at: datetime, windows: list) -> list:
+        """Respond (nobody acted yet) and resolve targets that passed by `at`, once each."""
+        events = []
+        for kind in ("respond", "resolve"):
+            due_col = getattr(IncidentRow, f"{kind}_due_at")
+            breached_col = getattr(IncidentRow, f"{kind}_breached_at")
+            query = select(IncidentRow).where(
+                due_col.is_not(None), due_col <= at, breached_col.is_(None),
+                IncidentRow.status.in_(("open",)))
+            if kind == "respond":
+                query = query.where(IncidentRow.people_acted.is_(False))
+            for incident in session.scalars(query).all():
+                if self._window(session, incident, at, windows) is not None:
+                    continue
+                due = getattr(incident, f"{kind}_due_at")
+                setattr(incident, f"{kind}_breached_at", due)
+                repo.append_timeline(session, incident, due, "sla_breach", _(
+                    "The {priority} {target} target passed").format(
+                        priority=incident.priority, target=_(TARGET_WORDS[kind])),
+                    actor=SYSTEM, role="system",
+                    data={"step": incident.step, "target": kind, "due_at": due.isoformat(),
+                          "priority": incident.priority})
+                step = self.step_of(incident)
+                if step is not None:
+                    self._tickets(session, incident, "sla_breach", at, step.recipients(),
+                                  SYSTEM, None, tag=kind)
+                events.append(TimerEvent(incident.number, incident.workflow or "",
+                                         f"{kind}_target", "sla_breach"))
+        return events
 
     def _roles_allowed(self, workflow: Workflow, step: Step) -> list[str]:
         base = workflow.tier(step.role)
@@ -347,6 +386,7 @@ class WorkflowEngine:
         every maintenance window that ended; returns what was done, for logs and metrics."""
         windows = self.maintenance.windows(session, at)
         handled = self._end_of_maintenance(session, at, windows)
+        handled += self._priority_breaches(session, at, windows)
         due = session.scalars(
             select(IncidentRow).where(IncidentRow.step_due_at.is_not(None),
                                       IncidentRow.step_due_at <= at,
@@ -384,7 +424,7 @@ class WorkflowEngine:
     # -- tickets ----------------------------------------------------------------------------
 
     def _tickets(self, session: Session, incident: IncidentRow, event: str, at: datetime,
-                 roles: Sequence[str], actor: str, note: str | None) -> None:
+                 roles: Sequence[str], actor: str, note: str | None, tag: str = "") -> None:
         workflow = self.workflow_of(incident)
         step = workflow.step(incident.step) if incident.step else None
         step_info = None if step is None else {
@@ -394,15 +434,7 @@ class WorkflowEngine:
         }
         enqueue_tickets(session, self.config, incident, event, at, roles, step_info,
                         {"name": workflow.name, "title": workflow.title.model_dump()},
-                        actor, note)
-
-    # -- reporting --------------------------------------------------------------------------
-
-    def sla_breaches(self, incident: IncidentRow) -> list[dict[str, Any]]:
-        return [{"step": t.data.get("step"), "due_at": t.data.get("due_at"),
-                 "breached_at": t.at.isoformat()}
-                for t in incident.timeline if t.action == "sla_breach"]
-
+                        actor, note, tag)
 
 def _language() -> str:
     from monitord.i18n import active_language

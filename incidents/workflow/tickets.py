@@ -60,7 +60,8 @@ def _address(channel_type: str, person: Person) -> str | None:
 
 def enqueue_tickets(session: Session, config: Config, incident: IncidentRow, event: str,
                     at: datetime, roles: Iterable[str], step: dict[str, Any] | None,
-                    workflow: dict[str, Any] | None, actor: str, note: str | None) -> int:
+                    workflow: dict[str, Any] | None, actor: str, note: str | None,
+                    tag: str = "") -> int:
     """Write one outbox row per person of `roles` per channel that can reach them; webhook
     and log channels get one row per event. Returns how many rows were written."""
     base = {"event": event, "incident": incident_snapshot(incident), "step": step,
@@ -78,7 +79,8 @@ def enqueue_tickets(session: Session, config: Config, incident: IncidentRow, eve
                          "language": p.language or config.language or "en"}, p.name)
                        for p, role in people if _address(channel.type, p)]
         for recipient, who in targets:
-            key = f"{incident.number}:{entry}:{event}:{who}:{channel.name}"
+            # unique per step entry, event (and what the event is about), person and channel
+            key = f"{incident.number}:{entry}:{event}{':' + tag if tag else ''}:{who}:{channel.name}"
             repo.enqueue_notification(session, incident, channel.name, event, at, key,
                                       {**base, "recipient": recipient})
             rows += 1
