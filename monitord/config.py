@@ -299,20 +299,6 @@ class Notifications(Model):
     worker_interval: Duration = timedelta(seconds=5)
 
 
-class Person(Model):
-    """Someone who acts on tickets. `roles` are role codes of the loaded workflows (the DKI
-    ladder's HD, PO, KD, KS, KB, or an office's own)."""
-
-    name: Name
-    full_name: str = ""
-    roles: tuple[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")], ...] = Field(min_length=1)
-    division: Literal[DIVISIONS] | None = None  # type: ignore[valid-type]
-    email: str | None = None
-    phone: str | None = None
-    telegram_chat_id: str | None = None
-    language: Literal["en", "id"] | None = None
-
-
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 
@@ -345,6 +331,33 @@ class WorkingCalendar(Model):
         if value not in holidays.list_supported_countries():
             raise ValueError(_("a country code the holidays package knows, such as ID"))
         return value
+
+
+class Person(Model):
+    """Someone who acts on tickets. `roles` are role codes of the loaded workflows (the DKI
+    ladder's HD, PO, KD, KS, KB, or an office's own)."""
+
+    name: Name
+    full_name: str = ""
+    roles: tuple[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")], ...] = Field(min_length=1)
+    division: Literal[DIVISIONS] | None = None  # type: ignore[valid-type]
+    email: str | None = None
+    phone: str | None = None
+    telegram_chat_id: str | None = None
+    language: Literal["en", "id"] | None = None
+    # When this person is on duty (office time zone); none = always. Tickets go to the people
+    # of a role who are on duty, or to all of them when nobody is.
+    working_hours: dict[Weekday, Annotated[str, BeforeValidator(_office_hours)]] | None = None
+
+    def on_duty(self, local: datetime) -> bool:
+        if self.working_hours is None:
+            return True
+        spec = self.working_hours.get(("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+                                      [local.weekday()])
+        if spec is None:
+            return False
+        start, _sep, end = spec.partition("-")
+        return start <= local.strftime("%H:%M") < end
 
 
 Priority = Literal["P1", "P2", "P3", "P4"]

@@ -315,3 +315,20 @@ workflows:
     assert len(path) >= 3
     assert {e for e, _n, _s in tickets} >= {"ticket", "incident_closed"}
     store.close()
+
+
+def test_tickets_go_to_the_people_on_duty_or_to_all_when_nobody_is(sqlite_url):
+    from monitord.incidents.workflow.tickets import people_for
+    config = parse_config_text("""
+people:
+  - {name: pagi, roles: [PO], division: IPL, working_hours: {mon: "07:00-15:00"}}
+  - {name: malam, roles: [PO], division: IPL, working_hours: {mon: "15:00-23:00"}}
+  - {name: kd, roles: [KD], division: IPL}
+""")
+    monday_9 = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)  # 09:00 WIB
+    monday_20 = datetime(2026, 1, 5, 13, 0, tzinfo=timezone.utc)  # 20:00 WIB
+    sunday = datetime(2026, 1, 4, 2, 0, tzinfo=timezone.utc)
+    names = lambda at: [p.name for p, _r in people_for(config, ["PO", "KD"], "IPL", at)]
+    assert names(monday_9) == ["pagi", "kd"]
+    assert names(monday_20) == ["malam", "kd"]
+    assert names(sunday) == ["pagi", "malam", "kd"]  # nobody on duty: everyone hears it

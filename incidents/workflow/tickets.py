@@ -36,17 +36,21 @@ def incident_snapshot(incident: IncidentRow) -> dict[str, Any]:
     }
 
 
-def people_for(config: Config, roles: Iterable[str], division: str | None) -> list[tuple[Person, str]]:
-    """(person, role) for every person holding one of `roles` in the incident's division
-    (people without a division serve every division)."""
+def people_for(config: Config, roles: Iterable[str], division: str | None,
+               at: datetime | None = None) -> list[tuple[Person, str]]:
+    """(person, role) for the people holding one of `roles` in the incident's division
+    (people without a division serve every division): those on duty at `at`, or all of a
+    role's holders when none of them is on duty."""
     found: list[tuple[Person, str]] = []
     seen: set[str] = set()
+    local = at.astimezone(config.tz) if at else None
     for role in roles:
-        for person in config.people:
-            if role in person.roles and person.name not in seen and \
-                    (division is None or person.division in (None, division)):
-                found.append((person, role))
-                seen.add(person.name)
+        holders = [p for p in config.people if role in p.roles and p.name not in seen and
+                   (division is None or p.division in (None, division))]
+        on_duty = [p for p in holders if local is None or p.on_duty(local)]
+        for person in on_duty or holders:
+            found.append((person, role))
+            seen.add(person.name)
     return found
 
 
@@ -68,7 +72,7 @@ def enqueue_tickets(session: Session, config: Config, incident: IncidentRow, eve
             "workflow": workflow, "note": note, "actor": actor, "at": at.isoformat()}
     entry = incident.step_entries
     rows = 0
-    people = people_for(config, roles, incident.division)
+    people = people_for(config, roles, incident.division, at)
     for channel in config.notifications.channels:
         if channel.type in ("webhook", "log"):
             targets = [({"name": None, "full_name": None, "address": None, "language": None,
