@@ -189,7 +189,7 @@ def cmd_incident_change(args: argparse.Namespace) -> int:
 def cmd_maintenance(args: argparse.Namespace) -> int:
     """Windows set by a KD, KS or KB: findings are recorded but open no ticket."""
     from datetime import timedelta
-    from monitord.config import _parse_duration
+    from monitord.config import parse_duration
     from monitord.incidents import maintenance
     config = _load(args)
     engine = _engine(config)
@@ -232,7 +232,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
             if len(scopes) != 1:
                 raise UsageError(_("give exactly one of --device, --site or --category"))
             starts = _now(args.start) if args.start else now
-            length = _parse_duration(args.duration)
+            length = parse_duration(args.duration)
             if not isinstance(length, timedelta):
                 raise UsageError(_("--duration: expected a duration such as 2h"))
             row = maintenance.add_window(session, scopes[0][0], scopes[0][1], starts,

@@ -34,7 +34,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
-def _parse_duration(value: object) -> object:
+def parse_duration(value: object) -> object:
     """'30s', '5m', '1h', '2d' or a number of seconds -> timedelta."""
     if isinstance(value, bool):
         return value  # let pydantic reject it with its own message
@@ -48,7 +48,7 @@ def _parse_duration(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
