@@ -208,14 +208,9 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
                              "ends_at": w.end_at.isoformat() if w.end_at else None,
                              "weekly": w.weekly.model_dump(mode="json") if w.weekly else None,
                              "reason": w.reason} for w in config.maintenance]
-                if args.json:
-                    print(json.dumps(listing, ensure_ascii=False, indent=2))
-                else:
-                    for w in listing:
-                        print(f"{w['id']!s:<7} {w['scope']}={w['value']:<20} "
-                              f"{w.get('starts_at') or '-'} .. {w.get('ends_at') or '-'}  "
-                              f"{w['reason']}")
-                return 0
+                return _emit(args, listing, lambda w: (
+                    f"{w['id']!s:<7} {w['scope']}={w['value']:<20} "
+                    f"{w.get('starts_at') or '-'} .. {w.get('ends_at') or '-'}  {w['reason']}"))
             person = engine.person(args.as_person)
             if not set(person.roles) & set(maintenance.MAY_SET_WINDOWS):
                 raise UsageError(_("{name} holds {roles}; maintenance windows are set by "
@@ -271,16 +266,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emit(args: argparse.Namespace, items: list[dict], line) -> int:
+    """JSON for scripts (--json), one readable line per item for people."""
+    if getattr(args, "json", False):
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+    else:
+        for item in items:
+            print(line(item))
+    return 0
+
+
 def cmd_people(args: argparse.Namespace) -> int:
     config = _load(args)
     people = [{"name": p.name, "full_name": p.full_name, "role": ",".join(p.roles),
                "roles": list(p.roles), "division": p.division} for p in config.people]
-    if args.json:
-        print(json.dumps(people, ensure_ascii=False, indent=2))
-    else:
-        for p in people:
-            print(f"{p['name']:<16} {p['role']:<10} {p['division'] or '-':<6} {p['full_name']}")
-    return 0
+    return _emit(args, people, lambda p: f"{p['name']:<16} {p['role']:<10} "
+                                         f"{p['division'] or '-':<6} {p['full_name']}")
 
 
 def cmd_workflows(args: argparse.Namespace) -> int:
@@ -291,12 +292,8 @@ def cmd_workflows(args: argparse.Namespace) -> int:
     listing = [{"name": w.name, "title": w.title.get(language), "steps": len(w.steps),
                 "roles": list(w.roles), "tiers": list(w.tiers), "start": w.start,
                 "auto_start": w.auto_start} for w in engine.workflows.values()]
-    if args.json:
-        print(json.dumps(listing, ensure_ascii=False, indent=2))
-    else:
-        for w in listing:
-            print(f"{w['name']:<28} {w['steps']:>3} {_('steps')}  {w['title']}")
-    return 0
+    return _emit(args, listing,
+                 lambda w: f"{w['name']:<28} {w['steps']:>3} {_('steps')}  {w['title']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
