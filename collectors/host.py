@@ -1,14 +1,32 @@
 """Health of the host monitord runs on, read with psutil (blocking: runs in a worker thread).
 
-A first cut for the daemon's pipeline and the demo: CPU, memory, swap, load per CPU and disk
-space per mount. The server-health issue extends it (inodes, processes, ports, NICs)."""
+Everything becomes a `Sample` named `host_*` with a device name and labels, never a psutil
+object, so that the detector (`detectors/host.py`) reads the same vocabulary from this collector
+and, later, from remote servers polled over SNMP (HOST-RESOURCES / UCD):
+
+| metric | labels | value |
+| --- | --- | --- |
+| host_cpu_percent, host_memory_percent, host_swap_percent | | percent |
+| host_load1, host_load5, host_load15, host_load_per_cpu | | load average (per CPU) |
+| host_memory_available_bytes, host_cpu_count | | |
+| host_disk_used_percent, host_disk_free_bytes, host_disk_total_bytes | mount, fstype | |
+| host_inodes_used_percent, host_inodes_free | mount, fstype | statvfs |
+| host_nic_errors_per_second | nic | errin+errout+dropin+dropout per second since last poll |
+| host_nic_errors_total, host_nic_drops_total | nic | raw counters |
+| host_process_count | process | running processes matching an expected process |
+| host_port_listening | port, proto, address | 1 when something listens, else 0 |
+
+One unreadable resource is logged and skipped; the rest of the poll goes on."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
-from datetime import datetime
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
 
 import psutil
 
@@ -17,31 +35,236 @@ from monitord.records import Sample
 log = logging.getLogger("monitord.collectors.host")
 _SKIP_FS = {"squashfs", "tmpfs", "devtmpfs", "overlay", "proc", "sysfs", "nsfs", "tracefs",
             "cgroup", "cgroup2", "autofs", "ramfs", "fuse.lxcfs"}
+_SKIP_NICS = ("lo",)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedProcess:
+    """A process that must be running: `name` matches the process name exactly, `cmdline` is a
+    substring of its command line; with both, both must match. `label` names it in findings."""
+
+    label: str
+    name: str | None = None
+    cmdline: str | None = None
+    min_count: int = 1
+
+    def matches(self, proc_name: str, cmdline: str) -> bool:
+        """`name` is the kernel's process name (comm, at most 15 characters) or the base name
+        of argv[0], so `python3` finds `/usr/bin/python3 app.py` whichever the kernel shows."""
+        if self.name is not None and proc_name != self.name and \
+                os.path.basename(cmdline.split(" ", 1)[0]) != self.name:
+            return False
+        if self.cmdline is not None and self.cmdline not in cmdline:
+            return False
+        return self.name is not None or self.cmdline is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedPort:
+    """A port something must listen on (TCP LISTEN, or a bound UDP socket). `address` narrows
+    it to one local address; none means any (0.0.0.0, ::, or a specific one)."""
+
+    port: int
+    proto: str = "tcp"
+    address: str | None = None
+
+    @property
+    def label(self) -> str:
+        where = f"{self.address}:" if self.address else ""
+        return f"{where}{self.port}/{self.proto}"
+
+
+def _coerce_processes(items: Iterable[object]) -> tuple[ExpectedProcess, ...]:
+    """Accept ExpectedProcess, plain names, dicts or config models with the same fields."""
+    out = []
+    for item in items or ():
+        if isinstance(item, ExpectedProcess):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(ExpectedProcess(label=item, name=item))
+        else:
+            get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
+            name, cmdline = get("name"), get("cmdline")
+            out.append(ExpectedProcess(label=get("label") or name or cmdline, name=name,
+                                       cmdline=cmdline, min_count=int(get("min_count", 1) or 1)))
+    return tuple(out)
+
+
+def _coerce_ports(items: Iterable[object]) -> tuple[ExpectedPort, ...]:
+    out = []
+    for item in items or ():
+        if isinstance(item, ExpectedPort):
+            out.append(item)
+        elif isinstance(item, int):
+            out.append(ExpectedPort(item))
+        elif isinstance(item, str):  # "5432", "5432/tcp", "127.0.0.1:53/udp"
+            spec, _sep, proto = item.partition("/")
+            address, _c, port = spec.rpartition(":")
+            out.append(ExpectedPort(int(port), proto or "tcp", address.strip("[]") or None))
+        else:
+            get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
+            out.append(ExpectedPort(int(get("port")), get("proto", "tcp") or "tcp",
+                                    get("address")))
+    return tuple(out)
 
 
 class HostCollector:
     name = "host"
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(self, device: str | None = None, processes: Sequence[object] = (),
+                 ports: Sequence[object] = (), clock=time.monotonic) -> None:
         self.device = device or socket.gethostname()
+        self.processes = _coerce_processes(processes)
+        self.ports = _coerce_ports(ports)
+        self._clock = clock
+        self._nic_last: tuple[float, dict[str, tuple[int, int]]] | None = None
         psutil.cpu_percent(interval=None)  # prime: the first reading is since this call
+        self._nic_rates()  # prime the NIC counters likewise
 
     def poll(self, now: datetime) -> list[Sample]:
+        samples: list[Sample] = []
+        for part in (self._cpu_memory, self._disks, self._nics, self._process_samples,
+                     self._port_samples):
+            try:
+                samples.extend(part(now))
+            except Exception as exc:  # one failing resource must not spoil the rest
+                log.warning("host check failed part=%s error=%s", part.__name__,
+                            type(exc).__name__, exc_info=True)
+        return samples
+
+    # -- parts ------------------------------------------------------------------------------
+
+    def _cpu_memory(self, now: datetime) -> list[Sample]:
         d = self.device
-        samples = [
+        cpus = psutil.cpu_count() or 1
+        memory = psutil.virtual_memory()
+        load1, load5, load15 = os.getloadavg()
+        return [
             Sample(d, "host_cpu_percent", psutil.cpu_percent(interval=None), now),
-            Sample(d, "host_memory_percent", psutil.virtual_memory().percent, now),
+            Sample(d, "host_cpu_count", float(cpus), now),
+            Sample(d, "host_memory_percent", memory.percent, now),
+            Sample(d, "host_memory_available_bytes", float(memory.available), now),
             Sample(d, "host_swap_percent", psutil.swap_memory().percent, now),
-            Sample(d, "host_load_per_cpu", os.getloadavg()[0] / (psutil.cpu_count() or 1), now),
+            Sample(d, "host_load1", load1, now),
+            Sample(d, "host_load5", load5, now),
+            Sample(d, "host_load15", load15, now),
+            Sample(d, "host_load_per_cpu", load1 / cpus, now),
         ]
+
+    def _disks(self, now: datetime) -> list[Sample]:
+        samples = []
+        seen: set[str] = set()
         for part in psutil.disk_partitions(all=False):
-            if part.fstype in _SKIP_FS:
+            if part.fstype in _SKIP_FS or part.mountpoint in seen:
                 continue
+            seen.add(part.mountpoint)
+            labels = {"mount": part.mountpoint, "fstype": part.fstype}
             try:
                 usage = psutil.disk_usage(part.mountpoint)
+                vfs = os.statvfs(part.mountpoint)
             except OSError as exc:  # one unreadable mount must not spoil the rest
                 log.debug("disk usage unavailable mount=%s error=%s", part.mountpoint, exc)
                 continue
-            samples.append(Sample(d, "host_disk_used_percent", usage.percent, now,
-                                  {"mount": part.mountpoint}))
+            samples += [
+                Sample(self.device, "host_disk_used_percent", usage.percent, now, labels),
+                Sample(self.device, "host_disk_free_bytes", float(usage.free), now, labels),
+                Sample(self.device, "host_disk_total_bytes", float(usage.total), now, labels),
+            ]
+            if vfs.f_files > 0:  # some filesystems (btrfs, vfat) have no inode table
+                used = vfs.f_files - vfs.f_ffree
+                samples += [
+                    Sample(self.device, "host_inodes_used_percent",
+                           round(100.0 * used / vfs.f_files, 2), now, labels),
+                    Sample(self.device, "host_inodes_free", float(vfs.f_favail), now, labels),
+                ]
         return samples
+
+    def _nic_rates(self) -> dict[str, tuple[float, int, int]]:
+        """nic -> (errors+drops per second since the last call, errors total, drops total)."""
+        counters = psutil.net_io_counters(pernic=True)
+        at = self._clock()
+        current = {nic: (c.errin + c.errout, c.dropin + c.dropout)
+                   for nic, c in counters.items() if nic not in _SKIP_NICS}
+        previous, self._nic_last = self._nic_last, (at, current)
+        if previous is None:
+            return {}
+        elapsed = at - previous[0]
+        rates = {}
+        for nic, (errors, drops) in current.items():
+            before = previous[1].get(nic)
+            if before is None or elapsed <= 0:
+                continue
+            delta = (errors - before[0]) + (drops - before[1])
+            if delta < 0:  # counters reset (driver reload): skip one interval
+                continue
+            rates[nic] = (delta / elapsed, errors, drops)
+        return rates
+
+    def _nics(self, now: datetime) -> list[Sample]:
+        samples = []
+        for nic, (rate, errors, drops) in sorted(self._nic_rates().items()):
+            labels = {"nic": nic}
+            samples += [Sample(self.device, "host_nic_errors_per_second", rate, now, labels),
+                        Sample(self.device, "host_nic_errors_total", float(errors), now, labels),
+                        Sample(self.device, "host_nic_drops_total", float(drops), now, labels)]
+        return samples
+
+    def _process_samples(self, now: datetime) -> list[Sample]:
+        if not self.processes:
+            return []
+        counts = dict.fromkeys(self.processes, 0)
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            try:
+                name = proc.info.get("name") or ""
+                cmdline = " ".join(proc.info.get("cmdline") or ())
+            except (psutil.Error, OSError):
+                continue
+            for expected in self.processes:
+                if expected.matches(name, cmdline):
+                    counts[expected] += 1
+        return [Sample(self.device, "host_process_count", float(count), now,
+                       {"process": expected.label, "min_count": str(expected.min_count)})
+                for expected, count in counts.items()]
+
+    def _port_samples(self, now: datetime) -> list[Sample]:
+        if not self.ports:
+            return []
+        listening = listening_sockets()
+        samples = []
+        for expected in self.ports:
+            up = any(port == expected.port and proto == expected.proto and
+                     (expected.address is None or address == expected.address
+                      or address in ("0.0.0.0", "::"))
+                     for proto, address, port in listening)
+            samples.append(Sample(self.device, "host_port_listening", 1.0 if up else 0.0, now,
+                                  {"port": expected.label, "proto": expected.proto}))
+        return samples
+
+
+def listening_sockets() -> set[tuple[str, str, int]]:
+    """(proto, local address, port) of every TCP LISTEN and bound UDP socket on this host."""
+    found = set()
+    for conn in psutil.net_connections(kind="inet"):
+        if not conn.laddr:
+            continue
+        if conn.type == socket.SOCK_STREAM and conn.status == psutil.CONN_LISTEN:
+            found.add(("tcp", conn.laddr.ip, conn.laddr.port))
+        elif conn.type == socket.SOCK_DGRAM:
+            found.add(("udp", conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def run_host_check(settings: object | None = None, thresholds: object | None = None, *,
+                   device: str | None = None, sample_seconds: float = 1.0) -> dict:
+    """One run of the host checks, as `monitord check host --json` prints it.
+
+    `settings` is the host collector's settings (anything with optional `processes`, `ports`
+    and `device` attributes, or None); `thresholds` the detector's (HostThresholds or None for
+    the defaults). CPU percent and NIC rates need two readings, `sample_seconds` apart."""
+    from monitord.detectors.host import host_report  # the report is the detector's, pure
+
+    collector = HostCollector(device or getattr(settings, "device", None),
+                              getattr(settings, "processes", ()) or (),
+                              getattr(settings, "ports", ()) or ())
+    time.sleep(max(sample_seconds, 0.0))
+    return host_report(collector.poll(datetime.now(timezone.utc)), thresholds)

@@ -296,6 +296,21 @@ def cmd_workflows(args: argparse.Namespace) -> int:
                  lambda w: f"{w['name']:<28} {w['steps']:>3} {_('steps')}  {w['title']}")
 
 
+def cmd_analyze_pcap(args: argparse.Namespace) -> int:
+    """The traffic detectors over a capture file, offline (the same detectors as the daemon)."""
+    from monitord import render
+    from monitord.collectors.packets.analyze import analyze_pcap, finding_to_json
+    if args.config or args.config_global:
+        _load(args)  # the language; detector settings from the config come with live capture
+    result = analyze_pcap(args.file)
+    if result.stats.get("read", {}).get("error") and not result.stats["read"].get("packets"):
+        raise UsageError(_("{file}: not a readable pcap or pcapng capture").format(file=args.file))
+    findings = [finding_to_json(f) for f in result.findings]
+    return _emit(args, findings, lambda f: (
+        f"{f['severity']:<8} {f['kind']:<16} {render.safe_text(f['attacker'] or '-', 40):<40} "
+        f"{render.safe_text(f['victim'] or '-', 40):<40} {f['count']:>6}"))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitord.demo import run_demo
     return run_demo(Path(args.data_dir), args.duration)
@@ -420,6 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     wf_list = wf_sub.add_parser("list", parents=[common], help=_("list workflows"))
     wf_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
     workflows.set_defaults(func=cmd_workflows)
+
+    pcap = sub.add_parser("analyze-pcap", parents=[common],
+                          help=_("run the traffic detectors over a capture file"))
+    pcap.add_argument("file", metavar="FILE", help=_("a pcap or pcapng file"))
+    pcap.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    pcap.set_defaults(func=cmd_analyze_pcap)
 
     demo = sub.add_parser("demo", parents=[common],
                           help=_("run a demo that monitors this host with a low threshold"))

@@ -58,6 +58,7 @@ KNOWN_DYNAMIC_CALLS = {
     "text": "loop tables in config_loader._expected (extracted below)",
     "WEEKDAYS[local.weekday()]": "N_() literals in render.WEEKDAYS",
     "TARGET_WORDS[kind]": "N_() literals in workflow.engine.TARGET_WORDS",
+    "what": "N_() flood names in detectors/flood.py",
 }
 
 
