@@ -311,6 +311,41 @@ def cmd_analyze_pcap(args: argparse.Namespace) -> int:
         f"{render.safe_text(f['victim'] or '-', 40):<40} {f['count']:>6}"))
 
 
+def _config_or_default(args: argparse.Namespace) -> Config:
+    """The configuration if there is one; the defaults for a quick check on a bare host."""
+    explicit = getattr(args, "config", None) or getattr(args, "config_global", None)
+    return _load(args) if explicit or os.path.exists(_config_path(args)) else Config()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """One run of a check now, the same code as the daemon's collectors and detectors."""
+    config = _config_or_default(args)
+    if args.check_command == "host":
+        from monitord.collectors.host import run_host_check
+        report = run_host_check(config.collectors.host, config.detectors.host)
+    else:
+        from monitord.collectors.services import run_service_check
+        from monitord.detectors.services import ServicePolicy
+        options = {k: v for k, v in (("timeout", args.timeout), ("match", args.match),
+                                     ("server", args.server),
+                                     ("expected", tuple(args.expect) if args.expect else None))
+                   if v is not None}
+        try:
+            report = run_service_check(args.target, args.kind, options,
+                                       policy=ServicePolicy.from_settings(config.detectors.services))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    else:
+        from monitord import render
+        for finding in report.get("findings", []):
+            print(f"{finding['severity']:<8} {finding['kind']:<20} "
+                  f"{render.safe_text(finding.get('summary', ''))}")
+        print("OK" if report.get("ok") else "FAIL")
+    return 0 if report.get("ok") else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitord.demo import run_demo
     return run_demo(Path(args.data_dir), args.duration)
@@ -435,6 +470,23 @@ def build_parser() -> argparse.ArgumentParser:
     wf_list = wf_sub.add_parser("list", parents=[common], help=_("list workflows"))
     wf_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
     workflows.set_defaults(func=cmd_workflows)
+
+    check = sub.add_parser("check", parents=[common], help=_("run one check now"))
+    check_sub = check.add_subparsers(dest="check_command", required=True, metavar="WHAT")
+    check_host = check_sub.add_parser("host", parents=[common], help=_("this host's health"))
+    check_host.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    check_service = check_sub.add_parser("service", parents=[common],
+                                         help=_("one service check"))
+    check_service.add_argument("target", metavar="URL|HOST:PORT",
+                               help=_("what to check"))
+    check_service.add_argument("--kind", choices=("http", "tcp", "tls", "dns", "icmp",
+                                                  "database"), help=_("the kind of check"))
+    check_service.add_argument("--timeout", type=float, help=_("seconds to wait"))
+    check_service.add_argument("--match", help=_("http: text the page must contain"))
+    check_service.add_argument("--server", help=_("dns: the server to ask, HOST[:PORT]"))
+    check_service.add_argument("--expect", action="append", help=_("dns: an expected answer"))
+    check_service.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    check.set_defaults(func=cmd_check)
 
     pcap = sub.add_parser("analyze-pcap", parents=[common],
                           help=_("run the traffic detectors over a capture file"))

@@ -166,8 +166,17 @@ class CollectorSettings(Model):
     timeout: Duration = timedelta(seconds=30)
 
 
+class HostCollectorSettings(CollectorSettings):
+    """This host's checks. `processes`: names (or command-line substrings) that must run;
+    `ports`: TCP ports something must listen on."""
+
+    device: Name | None = None
+    processes: tuple[str, ...] = ()
+    ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = ()
+
+
 class Collectors(Model):
-    host: CollectorSettings = CollectorSettings(interval=timedelta(seconds=30))
+    host: HostCollectorSettings = HostCollectorSettings(interval=timedelta(seconds=30))
     backoff_max: Duration = timedelta(minutes=5)
 
 
@@ -177,11 +186,55 @@ class HostThresholds(Model):
     swap_percent: float = Field(80.0, gt=0, le=100)
     disk_used_percent: float = Field(90.0, gt=0, le=100)
     load_per_cpu: float = Field(2.0, gt=0)
+    inodes_used_percent: float = Field(90.0, gt=0, le=100)
+    nic_errors_per_second: float = Field(1.0, gt=0)
+    disk_hours_to_full: float = Field(24.0, ge=0)  # 0 = no early warning from the trend
     consecutive: int = Field(3, ge=1, le=100)
+
+
+class ServiceThresholds(Model):
+    """Defaults for every service check (`checks:` may override per check)."""
+
+    failures: int = Field(3, ge=1, le=100)
+    category: Category | None = None  # None: database for kind database, else application
+    severity: Severity = Severity.HIGH
+    impact: Level = Level.MEDIUM
+    urgency: Level = Level.HIGH
+    tls_warn_days: float = Field(30.0, gt=0)
+    tls_critical_days: float = Field(7.0, ge=0)
+
+
+class ServiceCheck(Model):
+    """One e-government service to watch: ICMP, TCP, HTTP(S), TLS, DNS or a database port."""
+
+    name: Name
+    kind: Literal["icmp", "tcp", "http", "tls", "dns", "database"]
+    target: str  # URL | HOST:PORT | HOST | DNS name
+    device: Name | None = None
+    enabled: bool = True
+    interval: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=10)
+    failures: int | None = Field(None, ge=1, le=100)
+    category: Category | None = None
+    tls_warn_days: float | None = Field(None, gt=0)
+    match: str | None = None  # http: text the page must contain
+    server: str | None = None  # dns: HOST[:PORT] of the server to ask
+    expected: tuple[str, ...] | None = None  # dns: the answers expected
+
+    def check_options(self) -> dict:
+        wanted = {"http": ("match",), "dns": ("server", "expected")}.get(self.kind, ())
+        options = {k: getattr(self, k) for k in wanted if getattr(self, k) is not None}
+        options["timeout"] = self.timeout.total_seconds()
+        return options
+
+    def collector_settings(self) -> CollectorSettings:
+        return CollectorSettings(enabled=self.enabled, interval=self.interval,
+                                 jitter=timedelta(seconds=2), timeout=self.timeout * 4)
 
 
 class Detectors(Model):
     host: HostThresholds = HostThresholds()
+    services: ServiceThresholds = ServiceThresholds()
 
 
 class IncidentSettings(Model):
@@ -494,6 +547,7 @@ class Config(Model):
     people: tuple[Person, ...] = ()
     workflows: Workflows = Workflows()
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    checks: tuple[ServiceCheck, ...] = ()
 
     @field_validator("timezone")
     @classmethod

@@ -13,9 +13,11 @@ from pathlib import Path
 from monitord import __version__
 from monitord.clock import Clock, SystemClock
 from monitord.collectors.host import HostCollector
+from monitord.collectors.services import ServiceCheckCollector
 from monitord.config import Config
 from monitord.config_loader import ConfigError, load_config
 from monitord.detectors.host import HostThresholdDetector
+from monitord.detectors.services import ServiceDetector
 from monitord.http import build_app, make_server
 from monitord.i18n import set_language
 from monitord.incidents.manager import IncidentManager
@@ -91,13 +93,24 @@ class Daemon:
 
     def _collectors(self, config: Config) -> list[RunningCollector]:
         jobs = []
-        if config.collectors.host.enabled:
-            jobs.append(RunningCollector(HostCollector(), config.collectors.host, self.pipeline,
-                                         self.metrics, self.clock, config.collectors.backoff_max))
+        host = config.collectors.host
+        if host.enabled:
+            jobs.append(RunningCollector(HostCollector(host.device, host.processes, host.ports),
+                                         host, self.pipeline, self.metrics, self.clock,
+                                         config.collectors.backoff_max))
+        for check in config.checks:
+            if check.enabled:
+                jobs.append(RunningCollector(
+                    ServiceCheckCollector(check.name, check.target, check.kind,
+                                          check.check_options(), device=check.device),
+                    check.collector_settings(), self.pipeline, self.metrics, self.clock,
+                    config.collectors.backoff_max))
         return jobs
 
     def _detectors(self, config: Config) -> list:
-        return [HostThresholdDetector(config.detectors.host)]
+        services = ServiceDetector()
+        services.reconfigure(config)
+        return [HostThresholdDetector(config.detectors.host), services]
 
     def _open_counts(self):
         with self.store.sessions() as session:
