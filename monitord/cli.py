@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -81,6 +82,21 @@ class UsageError(Exception):
     """One clear line for the person at the terminal; exit 2."""
 
 
+@contextlib.contextmanager
+def _in_transaction(args: argparse.Namespace):
+    """The configuration, the SOP engine and one transaction on the migrated store: every
+    change a command makes commits together or not at all."""
+    config = _load(args)
+    engine = _engine(config)
+    store = _store(config)
+    try:
+        store.migrate()
+        with store.sessions() as session, session.begin():
+            yield config, engine, session
+    finally:
+        store.close()
+
+
 def _engine(config: Config):
     from monitord.incidents.workflow.engine import load_engine
     return load_engine(config)
@@ -138,12 +154,8 @@ def cmd_incident_change(args: argparse.Namespace) -> int:
     from monitord.incidents.store import repository as repo
     from monitord.incidents.workflow.engine import Report, WorkflowError
     from monitord.records import Category, Level
-    config = _load(args)
-    engine = _engine(config)
-    store = _store(config)
     try:
-        store.migrate()
-        with store.sessions() as session, session.begin():
+        with _in_transaction(args) as (config, engine, session):
             if args.incidents_command == "report":
                 officer = engine.person(args.as_person).full_name or args.as_person \
                     if args.as_person else ""
@@ -177,8 +189,6 @@ def cmd_incident_change(args: argparse.Namespace) -> int:
     except (WorkflowError, UsageError, ValueError) as exc:
         print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
-    finally:
-        store.close()
     if getattr(args, "json", False):
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -191,13 +201,9 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     from datetime import timedelta
     from monitord.config import parse_duration
     from monitord.incidents import maintenance
-    config = _load(args)
-    engine = _engine(config)
-    store = _store(config)
     now = _now(None)
     try:
-        store.migrate()
-        with store.sessions() as session, session.begin():
+        with _in_transaction(args) as (config, engine, session):
             if args.maintenance_command == "list":
                 rows = maintenance.list_windows(session, now)
                 listing = [{"id": r.id, "scope": r.scope, "value": r.value,
@@ -241,8 +247,6 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     except (UsageError, ValueError) as exc:
         print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
-    finally:
-        store.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
