@@ -138,3 +138,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
             ) -> subprocess.CompletedProcess:
     return subprocess.run([*MONITORD, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def shared_dir() -> Path:
+    """The team's shared data (pcaps, SNMP recordings): $MONITORD_SHARED, else ../shared beside
+    the checkout, else /work/shared (where CI's clean clone may live elsewhere)."""
+    candidates = [os.environ.get("MONITORD_SHARED"),
+                  Path(__file__).resolve().parents[2] / "shared", "/work/shared"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "pcaps").is_dir():
+            return Path(candidate)
+    return Path(__file__).resolve().parents[2] / "shared"

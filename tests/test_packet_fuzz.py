@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import shared_dir
+
 from monitord.collectors.packets.analyze import build_detectors
 from monitord.collectors.packets.decode import DecodeStats, decode
 from monitord.collectors.packets.pcapfile import ReadStats, read_packets
 
-PCAPS = Path(__file__).resolve().parents[2] / "shared" / "pcaps"
+PCAPS = shared_dir() / "pcaps"
 FRAMES = int(os.environ.get("MONITORD_FUZZ_FRAMES", "100000"))
 SEED = int(os.environ.get("MONITORD_FUZZ_SEED", "20240606"))
 

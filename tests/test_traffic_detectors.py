@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import shared_dir
+
 from monitord.collectors.packets.analyze import (TrafficSettings, analyze_pcap, build_detectors,
                                                  finding_to_json)
 from monitord.collectors.packets.decode import TCP_ACK, TCP_SYN, Packet
@@ -19,7 +21,7 @@ from monitord.detectors.flood import FloodDetector, FloodSettings
 from monitord.detectors.scan import PortScanDetector, ScanSettings
 from monitord.records import Severity
 
-PCAPS = Path(__file__).resolve().parents[2] / "shared" / "pcaps"
+PCAPS = shared_dir() / "pcaps"
 MANIFEST = PCAPS / "MANIFEST.json"
 
 #: manifest label kind -> detector kind; None: not required (informational labels).
