@@ -12,15 +12,14 @@ import io
 import os
 import random
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.support import shared_dir
 
 from monitord.collectors.packets.analyze import build_detectors
 from monitord.collectors.packets.decode import DecodeStats, decode
 from monitord.collectors.packets.pcapfile import ReadStats, read_packets
+from tests.support import shared_dir
 
 PCAPS = shared_dir() / "pcaps"
 FRAMES = int(os.environ.get("MONITORD_FUZZ_FRAMES", "100000"))

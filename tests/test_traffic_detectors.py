@@ -6,20 +6,18 @@ from __future__ import annotations
 import json
 import random
 import struct
-from pathlib import Path
 
 import pytest
 
-from tests.support import shared_dir
 
-from monitord.collectors.packets.analyze import (TrafficSettings, analyze_pcap, build_detectors,
-                                                 finding_to_json)
+from monitord.collectors.packets.analyze import analyze_pcap, finding_to_json
 from monitord.collectors.packets.decode import TCP_ACK, TCP_SYN, Packet
 from monitord.detectors.brute_force import BruteForceDetector
 from monitord.detectors.dhcp import DhcpSettings, RogueDhcpDetector
 from monitord.detectors.flood import FloodDetector, FloodSettings
 from monitord.detectors.scan import PortScanDetector, ScanSettings
 from monitord.records import Severity
+from tests.support import shared_dir
 
 PCAPS = shared_dir() / "pcaps"
 MANIFEST = PCAPS / "MANIFEST.json"
