@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from monitord.collectors.packets.decode import Packet
-from monitord.collectors.packets.state import (BoundedTable, Clock, Emitter, RateWindow,
-                                               traffic_finding)
+from monitord.packet import Packet
+from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, traffic_finding)
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from monitord.collectors.packets.decode import TCP_ACK, TCP_SYN, Packet
-from monitord.collectors.packets.state import BoundedTable, Clock, Emitter, traffic_finding
+from monitord.packet import TCP_ACK, TCP_SYN, Packet
+from monitord.detectors._traffic import BoundedTable, Clock, Emitter, traffic_finding
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.collectors.packets.decode import Packet
-from monitord.collectors.packets.state import BoundedTable, Clock, Emitter, traffic_finding
+from monitord.packet import Packet
+from monitord.detectors._traffic import BoundedTable, Clock, Emitter, traffic_finding
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.collectors.packets.decode import Packet
-from monitord.collectors.packets.state import (BoundedTable, Clock, Emitter, bounded_add,
-                                               count_into, shannon_entropy, top,
-                                               traffic_finding)
+from monitord.packet import Packet
+from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, bounded_add, count_into,
+                                         shannon_entropy, top, traffic_finding)
 from monitord.i18n import _
 from monitord.records import Category, Finding, Level, Severity
 

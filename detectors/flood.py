@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.collectors.packets.decode import TCP_ACK, TCP_RST, TCP_SYN, Packet
-from monitord.collectors.packets.state import (BoundedTable, Clock, Emitter, RateWindow,
-                                               count_into, top, traffic_finding)
+from monitord.packet import TCP_ACK, TCP_RST, TCP_SYN, Packet
+from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, count_into, top,
+                                         traffic_finding)
 from monitord.i18n import N_, _
 from monitord.records import Finding, Level, Severity
 

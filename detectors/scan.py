@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.collectors.packets.decode import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN,
-                                                TCP_URG, Packet)
-from monitord.collectors.packets.state import (BoundedTable, Clock, Emitter, bounded_add,
-                                               count_into, top, traffic_finding)
+from monitord.packet import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, Packet)
+from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, bounded_add, count_into,
+                                         top, traffic_finding)
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
 

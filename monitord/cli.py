@@ -365,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="FILE",
                         help=_("configuration file (default {path}, or $MONITORD_CONFIG)")
                         .format(path=DEFAULT_CONFIG_PATH))
+    with_json = argparse.ArgumentParser(add_help=False)
+    with_json.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
     parser = argparse.ArgumentParser(
         prog="monitord",
         description=_("Network and security monitoring whose incidents follow the office's SOP."))
@@ -392,15 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     incidents = sub.add_parser("incidents", parents=[common], help=_("list and show incidents"))
     inc_sub = incidents.add_subparsers(dest="incidents_command", required=True, metavar="ACTION")
-    listing = inc_sub.add_parser("list", parents=[common], help=_("list incidents"))
+    listing = inc_sub.add_parser("list", parents=[common, with_json], help=_("list incidents"))
     listing.add_argument("--status", choices=["open", "resolved", "closed", "all"], default="all",
                          help=_("only incidents with this status (default all)"))
     listing.add_argument("--limit", type=int, default=100, help=_("at most this many (default 100)"))
-    listing.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
-    show = inc_sub.add_parser("show", parents=[common], help=_("show one incident"))
+    show = inc_sub.add_parser("show", parents=[common, with_json], help=_("show one incident"))
     show.add_argument("number", metavar="N", help=_("incident number, e.g. 2026-000123"))
-    show.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
-    report = inc_sub.add_parser("report", parents=[common],
+    report = inc_sub.add_parser("report", parents=[common, with_json],
                                 help=_("record a person's report (Form HD-01)"))
     report.add_argument("--category", required=True,
                         choices=[c.value for c in Category], help=_("the SOP section"))
@@ -416,8 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=_("urgency (default medium)"))
     report.add_argument("--as", dest="as_person", metavar="PERSON",
                         help=_("the help-desk officer recording it"))
-    report.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
-    act = inc_sub.add_parser("act", parents=[common], help=_("act on an incident"))
+    act = inc_sub.add_parser("act", parents=[common, with_json], help=_("act on an incident"))
     act.add_argument("number", metavar="N", help=_("incident number, e.g. 2026-000123"))
     act.add_argument("action", metavar="ACTION", help=_("accept, direct, report, verify, ..."))
     act.add_argument("--as", dest="as_person", metavar="PERSON", required=True,
@@ -427,11 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--note", help=_("a note for the timeline"))
     act.add_argument("--impact", choices=["low", "medium", "high"], help=_("new impact"))
     act.add_argument("--urgency", choices=["low", "medium", "high"], help=_("new urgency"))
-    act.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
-    tick = inc_sub.add_parser("tick", parents=[common],
+    tick = inc_sub.add_parser("tick", parents=[common, with_json],
                               help=_("process SLA timers as of a moment"))
     tick.add_argument("--at", metavar="ISO8601", help=_("the moment (default now)"))
-    tick.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
     incidents.set_defaults(func=cmd_incidents)
 
     report_cmd = sub.add_parser("report", parents=[common], help=_("reports"))
@@ -444,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     maint = sub.add_parser("maintenance", parents=[common], help=_("maintenance windows"))
     maint_sub = maint.add_subparsers(dest="maintenance_command", required=True, metavar="ACTION")
-    maint_add = maint_sub.add_parser("add", parents=[common], help=_("start a window"))
+    maint_add = maint_sub.add_parser("add", parents=[common, with_json], help=_("start a window"))
     maint_add.add_argument("--device", help=_("a device name"))
     maint_add.add_argument("--site", help=_("a site name"))
     maint_add.add_argument("--category", choices=[c.value for c in Category],
@@ -454,9 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     maint_add.add_argument("--reason", help=_("why (shown on incidents)"))
     maint_add.add_argument("--as", dest="as_person", required=True, metavar="PERSON",
                            help=_("a KD, KS or KB from people"))
-    maint_add.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
-    maint_list = maint_sub.add_parser("list", parents=[common], help=_("current and planned windows"))
-    maint_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    maint_sub.add_parser("list", parents=[common, with_json],
+                         help=_("current and planned windows"))
     maint_end = maint_sub.add_parser("end", parents=[common], help=_("end a window now"))
     maint_end.add_argument("id", help=_("the window's id"))
     maint_end.add_argument("--as", dest="as_person", required=True, metavar="PERSON",
@@ -465,21 +461,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     people = sub.add_parser("people", parents=[common], help=_("the people directory"))
     people_sub = people.add_subparsers(dest="people_command", required=True, metavar="ACTION")
-    people_list = people_sub.add_parser("list", parents=[common], help=_("list people"))
-    people_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    people_sub.add_parser("list", parents=[common, with_json], help=_("list people"))
     people.set_defaults(func=cmd_people)
 
     workflows = sub.add_parser("workflows", parents=[common], help=_("the loaded SOP workflows"))
     wf_sub = workflows.add_subparsers(dest="workflows_command", required=True, metavar="ACTION")
-    wf_list = wf_sub.add_parser("list", parents=[common], help=_("list workflows"))
-    wf_list.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
+    wf_sub.add_parser("list", parents=[common, with_json], help=_("list workflows"))
     workflows.set_defaults(func=cmd_workflows)
 
     check = sub.add_parser("check", parents=[common], help=_("run one check now"))
     check_sub = check.add_subparsers(dest="check_command", required=True, metavar="WHAT")
-    check_host = check_sub.add_parser("host", parents=[common], help=_("this host's health"))
-    check_host.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
-    check_service = check_sub.add_parser("service", parents=[common],
+    check_sub.add_parser("host", parents=[common, with_json], help=_("this host's health"))
+    check_service = check_sub.add_parser("service", parents=[common, with_json],
                                          help=_("one service check"))
     check_service.add_argument("target", metavar="URL|HOST:PORT",
                                help=_("what to check"))
@@ -489,13 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     check_service.add_argument("--match", help=_("http: text the page must contain"))
     check_service.add_argument("--server", help=_("dns: the server to ask, HOST[:PORT]"))
     check_service.add_argument("--expect", action="append", help=_("dns: an expected answer"))
-    check_service.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
     check.set_defaults(func=cmd_check)
 
-    pcap = sub.add_parser("analyze-pcap", parents=[common],
+    pcap = sub.add_parser("analyze-pcap", parents=[common, with_json],
                           help=_("run the traffic detectors over a capture file"))
     pcap.add_argument("file", metavar="FILE", help=_("a pcap or pcapng file"))
-    pcap.add_argument("--json", action="store_true", help=_("print JSON for scripts"))
     pcap.set_defaults(func=cmd_analyze_pcap)
 
     demo = sub.add_parser("demo", parents=[common],

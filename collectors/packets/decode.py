@@ -16,65 +16,15 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from monitord.packet import (PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK,
+                             TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, ArpInfo, DhcpInfo,
+                             DnsInfo, Packet)
+
 __all__ = ["Packet", "ArpInfo", "DnsInfo", "DhcpInfo", "DecodeStats", "decode", "escape_text",
            "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG",
            "PROTO_ICMP", "PROTO_TCP", "PROTO_UDP", "PROTO_ICMPV6"]
 
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMPV6 = 1, 6, 17, 58
-
 ETH_IPV4, ETH_ARP, ETH_VLAN, ETH_QINQ, ETH_IPV6 = 0x0800, 0x0806, 0x8100, 0x88A8, 0x86DD
-
-
-@dataclass(frozen=True, slots=True)
-class ArpInfo:
-    op: int  # 1 request, 2 reply
-    sender_mac: str
-    sender_ip: str
-    target_mac: str
-    target_ip: str
-
-
-@dataclass(frozen=True, slots=True)
-class DnsInfo:
-    response: bool
-    qname: str  # escaped text as sent (case kept), no trailing dot
-    qtype: int
-    rcode: int
-    answers: int
-
-
-@dataclass(frozen=True, slots=True)
-class DhcpInfo:
-    msg_type: int  # option 53: 1 discover, 2 offer, 3 request, 5 ack, 6 nak...
-    server_id: str | None  # option 54
-    client_mac: str  # chaddr
-
-
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """The header fields of one frame that the detectors look at; nothing else."""
-
-    ts: float
-    length: int  # captured frame bytes
-    src_mac: str | None
-    dst_mac: str | None
-    vlan: int | None
-    ethertype: int
-    src_ip: str | None = None
-    dst_ip: str | None = None
-    proto: int = 0  # IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6), 0 for none
-    sport: int = 0
-    dport: int = 0
-    tcp_flags: int = 0
-    tcp_options: int = 0  # TCP option bytes (raw-socket scanners send few; OS stacks ~20)
-    icmp_type: int = -1
-    icmp_code: int = -1
-    payload_len: int = 0  # L4 payload bytes (captured)
-    arp: ArpInfo | None = None
-    dns: DnsInfo | None = None
-    dhcp: DhcpInfo | None = None
-    ftp_code: int | None = None  # FTP reply code at the start of a TCP/21 server payload
 
 
 @dataclass(slots=True)
