@@ -5,10 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# One line per Debian package: the command that proves it is present, then the package.
 need=()
-command -v prometheus >/dev/null || need+=(prometheus)
-command -v systemd-analyze >/dev/null || need+=(systemd)
-command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+want() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
+want prometheus prometheus                               # metrics tests, PromQL of the dashboards
+want systemd-analyze systemd                             # unit file checks
+want pg_ctlcluster postgresql                            # storage tests
+want snmpd snmpd                                         # live SNMP agent in a namespace
+want snmpget snmp                                        # snmptrap, snmpwalk
+want snmptrapd snmptrapd                                 # (trap tools)
+want prometheus-snmp-exporter prometheus-snmp-exporter   # SNMP benchmark peer
+want tcpreplay tcpreplay                                 # live traffic scenarios
+want tcpdump tcpdump                                     # capture benchmark peer
+want nmap nmap                                           # port scan scenario
+want hping3 hping3                                       # flood scenario
+want sshd openssh-server                                 # netmiko target
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+want chromium chromium                                   # web desk browser tests
+want ip iproute2                                         # network namespaces
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq
