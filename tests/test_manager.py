@@ -195,7 +195,8 @@ def test_timeline_is_append_only_in_the_database(env):
 def test_migration_is_idempotent_and_matches_the_models(env):
     store, _manager, _clock = env
     store.migrate()
-    assert store.current_revision() == "0004"
+    assert store.current_revision() == store.head_revisions() != ""
+    assert "0004" <= store.current_revision().split(",")[0]
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from monitord.incidents.store.models import Base

@@ -13,6 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,13 +47,22 @@ class Store:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                    {"key": _MIGRATION_LOCK})
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
+
+    @staticmethod
+    def head_revisions() -> str:
+        """The migration heads, sorted and comma-joined. Issues developed side by side each
+        branch their migration from the last landed one; `heads` applies them all."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return ",".join(sorted(ScriptDirectory.from_config(cfg).get_heads()))
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:
             if not inspect(connection).has_table("alembic_version"):
                 return None
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            return ",".join(sorted(rows)) or None
 
     def close(self) -> None:
         self.engine.dispose()
