@@ -280,6 +280,17 @@ class Http(Model):
             raise ValueError(_("HOST:PORT, such as 127.0.0.1:9877"))
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(_("IP addresses or networks of reverse proxies, such as "
+                                   "127.0.0.1 or 10.0.0.0/24")) from None
+        return value
+
     @property
     def host(self) -> str:
         return self.listen.rpartition(":")[0].strip("[]")
@@ -525,6 +536,29 @@ class MaintenanceWindow(Model):
         return "category", self.category.value
 
 
+# -- web desk (issue 8) ----------------------------------------------------------------------
+
+
+class Web(Model):
+    """The desk served on http.listen. `public_url` is the address people and reporters open
+    (behind a proxy, the proxy's); status links in reporters' e-mails start with it."""
+
+    enabled: bool = True
+    public_url: str = ""
+    session_ttl: Duration = timedelta(hours=12)
+    login_max_failures: int = Field(5, ge=1, le=1000)
+    login_window: Duration = timedelta(minutes=15)
+    lockout: Duration = timedelta(minutes=15)
+    due_soon: Duration = timedelta(minutes=30)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError(_("an http(s) URL such as https://desk.kominfo.example.go.id"))
+        return value.rstrip("/")
+
+
 class Logging(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -548,6 +582,7 @@ class Config(Model):
     workflows: Workflows = Workflows()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     checks: tuple[ServiceCheck, ...] = ()
+    web: Web = Web()
 
     @field_validator("timezone")
     @classmethod

@@ -120,6 +120,17 @@ class Daemon:
         with self.store.sessions() as session:
             return repo.workflow_counts(session, self.engine, self.clock.now())
 
+    def _web(self):
+        """The web desk (and the JSON API it mounts) on http.listen, unless web.enabled is
+        false."""
+        if not self.config.web.enabled:
+            return None
+        from monitord.web.app import WebContext, build_web
+        self.web = WebContext(config=lambda: self.config, store=self.store, clock=self.clock,
+                              metrics=self.metrics, engine=lambda: self.engine,
+                              kick=lambda: self.notify.kick())
+        return build_web(self.web)
+
     def _health(self) -> dict:
         return {"status": "stopping" if self._stop.is_set() else "ok", "version": __version__,
                 "queues": {name: size for name, size, _max in self.pipeline.depths()}}
@@ -145,9 +156,12 @@ class Daemon:
         self.metrics.watch_workflows(self._workflow_counts)
         self.pipeline.start()
         self._install_signals()
+        web = self._web()
         app = build_app(self.metrics, self.pipeline.submit, self.clock.now,
                         lambda: self.secrets.ingest_token, self._health,
-                        accepting=lambda: not self._stop.is_set())
+                        accepting=lambda: not self._stop.is_set(),
+                        extra_routes=web.routes if web else (),
+                        middleware=web.middleware if web else ())
         self.server = make_server(app, self.config.http.host, self.config.http.port)
         server_task = asyncio.create_task(self.server.serve(sockets=[http_socket]), name="http")
         self.scheduler = Scheduler(self.metrics)

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
 
 from monitord.incidents.manager import Outcome
 from monitord.metrics import Metrics
@@ -71,7 +72,11 @@ Submit = Callable[[Finding], Awaitable[Outcome | None]]
 
 def build_app(metrics: Metrics, submit: Submit, now: Callable[[], datetime],
               ingest_token: Callable[[], Secret | None], health: Callable[[], dict],
-              accepting: Callable[[], bool] = lambda: True) -> Starlette:
+              accepting: Callable[[], bool] = lambda: True,
+              extra_routes: Sequence[BaseRoute] = (),
+              middleware: Sequence[Middleware] = ()) -> Starlette:
+    """/metrics, /healthz and the findings intake; `extra_routes` and `middleware` are the web
+    desk's and the JSON API's (monitord.web.app.build_web)."""
     async def metrics_endpoint(request: Request) -> Response:
         body = await asyncio.to_thread(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -114,7 +119,8 @@ def build_app(metrics: Metrics, submit: Submit, now: Callable[[], datetime],
         Route("/metrics", metrics_endpoint),
         Route("/healthz", healthz),
         Route("/api/v1/findings", post_findings, methods=["POST"]),
-    ], exception_handlers={404: not_found})
+        *extra_routes,
+    ], middleware=list(middleware), exception_handlers={404: not_found})
 
 
 class _QuietServer(uvicorn.Server):

@@ -5,6 +5,8 @@ so there is no compile step between editing a translation and running it."""
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import functools
 import gettext
 import logging
@@ -15,6 +17,10 @@ from importlib import resources
 SUPPORTED = ("en", "id")
 _active: gettext.NullTranslations = gettext.NullTranslations()
 _active_language = "en"
+# A per-request language (the web desk serves people in English and Indonesian at once); it
+# follows the request into threads started with asyncio.to_thread, and is unset elsewhere.
+_context_language: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "monitord_language", default=None)
 
 
 class POTranslations(gettext.NullTranslations):
@@ -93,10 +99,23 @@ def set_language(language: str | None = None) -> str:
 
 
 def active_language() -> str:
-    return _active_language
+    return _context_language.get() or _active_language
+
+
+@contextlib.contextmanager
+def language_for(language: str | None):
+    """Speak `language` in this context only (one web request), not process-wide."""
+    token = _context_language.set(normalise_language(language) if language else None)
+    try:
+        yield
+    finally:
+        _context_language.reset(token)
 
 
 def _(message: str) -> str:
+    override = _context_language.get()
+    if override is not None:
+        return load_catalog(override).gettext(message)
     return _active.gettext(message)
 
 

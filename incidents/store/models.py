@@ -187,3 +187,49 @@ class MaintenanceRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+# -- web desk (issue 8, migration 0005_desk) ------------------------------------------------
+
+
+class WebPersonRow(Base):
+    """What the desk keeps per person of the config's directory: the argon2 hash of the
+    password (set with `monitord people set-password`) and the chosen language."""
+
+    __tablename__ = "web_people"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    updated_at: Mapped[datetime]
+
+
+class WebSessionRow(Base):
+    """A server-side session: the cookie holds a random id, the table only its SHA-256, so a
+    copy of the database does not log anyone in. Logout deletes the row."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person: Mapped[str] = mapped_column(String(64), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class WebLoginThrottleRow(Base):
+    """Failed logins per account ("account:NAME") and per address ("address:IP")."""
+
+    __tablename__ = "web_login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
+class StatusTokenRow(Base):
+    """The reporter's status-page token, stored as its SHA-256 only."""
+
+    __tablename__ = "incident_status_tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
