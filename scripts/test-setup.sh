@@ -43,3 +43,6 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; 
 fi
 
 scripts/bootstrap.sh test
+
+# snmpsim (own venv, .snmpsim-venv/) serves the recorded devices to the SNMP tests.
+scripts/snmpsim.sh
