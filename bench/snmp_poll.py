@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""CPU per device of a full SNMP poll: monitord's poller against prometheus-snmp-exporter,
+both polling the same N devices (default 200) served by real net-snmp snmpd agents in network
+namespaces, in the same run.
+
+    sudo /work/main/.venv/bin/python bench/snmp_poll.py             # 200 devices, ~1-2 minutes
+    sudo /work/main/.venv/bin/python bench/snmp_poll.py --quick     # 40 devices, smoke run
+    sudo /work/main/.venv/bin/python bench/snmp_poll.py --profile   # + cProfile of monitord
+
+Devices: `--namespaces` (4) namespaces from tests/snmpd_ns.py, each with one snmpd answering on
+N/namespaces addresses (each address is one device to both pollers) and exposing 50
+interfaces (48 veth + lo + uplink): one walk of ifTable + ifXTable is 2,000 varbinds, the size
+the issue's reference figures are for. Running 200 snmpd would measure the agents' memory, not
+the pollers; the pollers cannot tell one snmpd on 50 addresses from 50 snmpd.
+
+What is measured (CPU time, user + system, of the poller process only; agents excluded):
+- exporter: `/proc/PID/stat` of prometheus-snmp-exporter (started here on loopback with a
+  hand-written IF-MIB module, see `exporter_config`) before and after scraping
+  `/snmp?module=if_mib&target=ADDR` for every device, `--concurrency` (50) scrapes at a time,
+  including the exposition it renders. The HTTP client is this script and is not counted.
+- monitord: `time.process_time()` of this process around one full poll of every device through
+  the daemon's own path (`SnmpCollector.poll`: the walks, BER decoding, counter rates, the
+  records, the metrics update, and every network detector on the records), `--concurrency`
+  devices in flight. The first round only primes the rates (it has no previous sample) and is
+  not counted for either poller.
+
+The last line printed is the ratio monitord / exporter of CPU ms per device (lower is better;
+the issue's target is <= 1.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.snmpd_ns import SnmpdNamespace, cleanup_stale, snmpd_ns_skip_reason  # noqa: E402
+
+EXPORTER = "/usr/bin/prometheus-snmp-exporter"
+COMMUNITY = "bench-public"
+IF_TABLE = "1.3.6.1.2.1.2.2.1"
+IF_X_TABLE = "1.3.6.1.2.1.31.1.1.1"
+
+# (column, name, snmp_exporter type) for every column snmpd serves in ifTable and ifXTable.
+IF_COLUMNS = [
+    (1, "ifIndex", "gauge"), (2, "ifDescr", "DisplayString"), (3, "ifType", "gauge"),
+    (4, "ifMtu", "gauge"), (5, "ifSpeed", "gauge"), (6, "ifPhysAddress", "PhysAddress48"),
+    (7, "ifAdminStatus", "gauge"), (8, "ifOperStatus", "gauge"), (9, "ifLastChange", "gauge"),
+    (10, "ifInOctets", "counter"), (11, "ifInUcastPkts", "counter"),
+    (12, "ifInNUcastPkts", "counter"), (13, "ifInDiscards", "counter"),
+    (14, "ifInErrors", "counter"), (15, "ifInUnknownProtos", "counter"),
+    (16, "ifOutOctets", "counter"), (17, "ifOutUcastPkts", "counter"),
+    (18, "ifOutNUcastPkts", "counter"), (19, "ifOutDiscards", "counter"),
+    (20, "ifOutErrors", "counter"), (21, "ifOutQLen", "gauge"),
+]
+IFX_COLUMNS = [
+    (1, "ifName", "DisplayString"), (2, "ifInMulticastPkts", "counter"),
+    (3, "ifInBroadcastPkts", "counter"), (4, "ifOutMulticastPkts", "counter"),
+    (5, "ifOutBroadcastPkts", "counter"), (6, "ifHCInOctets", "counter"),
+    (7, "ifHCInUcastPkts", "counter"), (8, "ifHCInMulticastPkts", "counter"),
+    (9, "ifHCInBroadcastPkts", "counter"), (10, "ifHCOutOctets", "counter"),
+    (11, "ifHCOutUcastPkts", "counter"), (12, "ifHCOutMulticastPkts", "counter"),
+    (13, "ifHCOutBroadcastPkts", "counter"), (14, "ifLinkUpDownTrapEnable", "gauge"),
+    (15, "ifHighSpeed", "gauge"), (16, "ifPromiscuousMode", "gauge"),
+    (17, "ifConnectorPresent", "gauge"), (18, "ifAlias", "DisplayString"),
+    (19, "ifCounterDiscontinuityTime", "gauge"),
+]
+
+
+def exporter_config(lookups: str) -> str:
+    """A hand-written snmp.yml (0.21 format: auth inside the module) for IF-MIB, numeric OIDs.
+
+    `lookups="all"` labels every metric with ifAlias, ifDescr and ifName looked up by ifIndex,
+    which is what the upstream generator's if_mib module does; `"name"` only adds ifName.
+    """
+    names = {"all": [(18, "ifAlias", IF_X_TABLE), (2, "ifDescr", IF_TABLE),
+                     (1, "ifName", IF_X_TABLE)],
+             "name": [(1, "ifName", IF_X_TABLE)], "none": []}[lookups]
+    out = ["if_mib:", "  walk:", f"  - {IF_TABLE}", f"  - {IF_X_TABLE}", "  metrics:"]
+    for table, columns in ((IF_TABLE, IF_COLUMNS), (IF_X_TABLE, IFX_COLUMNS)):
+        for col, name, typ in columns:
+            out += [f"  - name: {name}", f"    oid: {table}.{col}", f"    type: {typ}",
+                    "    indexes:", "    - labelname: ifIndex", "      type: gauge"]
+            if names:
+                out.append("    lookups:")
+                for lcol, lname, ltable in names:
+                    out += ["    - labels: [ifIndex]", f"      labelname: {lname}",
+                            f"      oid: {ltable}.{lcol}", "      type: DisplayString"]
+    out += ["  version: 2", "  max_repetitions: 25", "  retries: 2", "  timeout: 5s",
+            "  auth:", f"    community: {COMMUNITY}"]
+    return "\n".join(out) + "\n"
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) from /proc/PID/stat, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pdeathsig() -> None:
+    """The exporter dies with this script even if the script is killed."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class Exporter:
+    def __init__(self, workdir: Path, lookups: str) -> None:
+        self.config = workdir / "snmp.yml"
+        self.config.write_text(exporter_config(lookups))
+        self.port = free_port()
+        self.log = open(workdir / "exporter.log", "wb")
+        self.proc = subprocess.Popen(
+            [EXPORTER, f"--config.file={self.config}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_pdeathsig)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"exporter exited: {(workdir / 'exporter.log').read_text()}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("exporter did not start")
+
+    def scrape(self, target: str) -> str:
+        url = f"http://127.0.0.1:{self.port}/snmp?module=if_mib&target={target}"
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            return resp.read().decode()
+
+    def poll_all(self, targets: list[str], concurrency: int) -> tuple[float, list[int]]:
+        """CPU seconds the exporter spent scraping every target once, and the number of
+        interface samples (ifHCInOctets lines) each scrape returned."""
+        before = proc_cpu_seconds(self.proc.pid)
+        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+            bodies = list(pool.map(self.scrape, targets))
+        after = proc_cpu_seconds(self.proc.pid)
+        counts = [sum(1 for line in b.splitlines() if line.startswith("ifHCInOctets{"))
+                  for b in bodies]
+        return after - before, counts
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# ---- monitord's side ----------------------------------------------------------------------
+class MonitordPoller:
+    """monitord's full poll of many devices, through the daemon's own collector code path."""
+
+    def __init__(self, targets: list[str], concurrency: int) -> None:
+        self.targets = targets
+        self.concurrency = concurrency
+        raise NotImplementedError("monitord's SNMP poller has not landed on main yet")
+
+    def poll_all(self) -> tuple[float, list[int]]:
+        raise NotImplementedError
+
+
+def _fmt(ms: float) -> str:
+    return f"{ms:8.2f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--namespaces", type=int, default=4)
+    parser.add_argument("--interfaces", type=int, default=48,
+                        help="veth interfaces per agent (+ lo + uplink = 50 by default)")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (after 1 warm-up)")
+    parser.add_argument("--exporter-lookups", choices=["all", "name", "none"], default="name",
+                        help="labels looked up per metric: name = ifName (like monitord's)")
+    parser.add_argument("--quick", action="store_true", help="40 devices, 2 namespaces, 2 rounds")
+    parser.add_argument("--profile", action="store_true", help="cProfile monitord's rounds")
+    parser.add_argument("--no-monitord", action="store_true", help="measure only the exporter")
+    args = parser.parse_args()
+    if args.quick:
+        args.devices, args.namespaces, args.rounds = 40, 2, 2
+    reason = snmpd_ns_skip_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    if not os.path.exists(EXPORTER):
+        print(f"{EXPORTER} is missing: apt-get install -y prometheus-snmp-exporter",
+              file=sys.stderr)
+        return 2
+    per_ns = -(-args.devices // args.namespaces)
+    cleanup_stale()
+    workdir = Path(tempfile.mkdtemp(prefix="snmp-bench-"))
+    agents: list[SnmpdNamespace] = []
+    exporter = None
+    try:
+        t0 = time.monotonic()
+        for _ in range(args.namespaces):
+            agent = SnmpdNamespace(interfaces=args.interfaces, community=COMMUNITY,
+                                   extra_addresses=per_ns - 1)
+            agents.append(agent)
+            agent.__enter__()
+        targets = [a for agent in agents for a in agent.addresses][: args.devices]
+        ifaces = args.interfaces + 2
+        varbinds = len(agents[0].walk(IF_TABLE)) + len(agents[0].walk(IF_X_TABLE))
+        print(f"{len(targets)} devices on {len(agents)} snmpd agents "
+              f"({per_ns} addresses each), {varbinds} varbinds per ifTable+ifXTable walk; "
+              f"set up in {time.monotonic() - t0:.1f}s")
+
+        exporter = Exporter(workdir, args.exporter_lookups)
+        exporter.poll_all(targets, args.concurrency)  # warm-up
+        exp_ms = []
+        for r in range(args.rounds):
+            t = time.monotonic()
+            cpu, counts = exporter.poll_all(targets, args.concurrency)
+            if set(counts) != {ifaces}:
+                raise SystemExit(f"exporter scrapes incomplete: {sorted(set(counts))}")
+            exp_ms.append(cpu * 1000 / len(targets))
+            print(f"exporter round {r + 1}: {_fmt(exp_ms[-1])} CPU/device, "
+                  f"{counts[0]} interfaces/device, wall {time.monotonic() - t:.1f}s")
+        exporter.stop()
+        exporter = None
+        exp = statistics.median(exp_ms)
+        print(f"prometheus-snmp-exporter: {exp:.2f} ms CPU per device (median of {args.rounds})")
+        if args.no_monitord:
+            return 0
+
+        poller = MonitordPoller(targets, args.concurrency)
+        poller.poll_all()  # warm-up: primes the rates
+        mon_ms = []
+        profiler = cProfile.Profile() if args.profile else None
+        for r in range(args.rounds):
+            t = time.monotonic()
+            if profiler:
+                profiler.enable()
+            cpu, counts = poller.poll_all()
+            if profiler:
+                profiler.disable()
+            if set(counts) != {ifaces}:
+                raise SystemExit(f"monitord polls incomplete: {sorted(set(counts))}")
+            mon_ms.append(cpu * 1000 / len(targets))
+            print(f"monitord round {r + 1}: {_fmt(mon_ms[-1])} CPU/device, "
+                  f"{counts[0]} interfaces/device, wall {time.monotonic() - t:.1f}s")
+        mon = statistics.median(mon_ms)
+        print(f"monitord: {mon:.2f} ms CPU per device (median of {args.rounds})")
+        if profiler:
+            buf = io.StringIO()
+            pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(25)
+            print(buf.getvalue())
+        print(f"ratio monitord/exporter CPU per device: {mon / exp:.2f}x")
+        return 0
+    finally:
+        if exporter:
+            exporter.stop()
+        for agent in agents:
+            agent.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
