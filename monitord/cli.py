@@ -117,7 +117,7 @@ def _now(text: str | None):
 def cmd_incidents(args: argparse.Namespace) -> int:
     if args.incidents_command in ("report", "act", "tick"):
         return cmd_incident_change(args)
-    from monitord import render
+    from monitord import incident_json, render
     from monitord.incidents.store import repository as repo
     config = _load(args)
     store = _store(config)
@@ -128,7 +128,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             if args.incidents_command == "list":
                 rows = repo.list_incidents(session, args.status, args.limit)
                 if args.json:
-                    print(json.dumps([render.incident_summary(r) for r in rows],
+                    print(json.dumps([incident_json.incident_summary(r) for r in rows],
                                      ensure_ascii=False, indent=2))
                 else:
                     print(render.table(rows, config.tz))
@@ -140,8 +140,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
                 return 1
             outbox = repo.outbox_for(session, row.id)
             if args.json:
-                print(json.dumps(render.incident_detail(row, outbox, engine), ensure_ascii=False,
-                                 indent=2))
+                print(json.dumps(incident_json.incident_detail(row, outbox, engine),
+                                 ensure_ascii=False, indent=2))
             else:
                 print(render.detail_text(row, outbox, config.tz, engine))
             return 0
@@ -151,6 +151,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def cmd_incident_change(args: argparse.Namespace) -> int:
     """report, act and tick: one transaction each, the same engine calls as the daemon."""
+    from monitord.incident_json import act_result, report_result
     from monitord.incidents.store import repository as repo
     from monitord.incidents.workflow.engine import Report, WorkflowError
     from monitord.records import Category, Level
@@ -165,11 +166,7 @@ def cmd_incident_change(args: argparse.Namespace) -> int:
                     email=args.email, description=args.description,
                     impact=Level(args.impact), urgency=Level(args.urgency), officer=officer),
                     _now(None))
-                result = {"number": incident.number, "status": incident.status,
-                          "workflow": incident.workflow, "division": incident.division,
-                          "step": incident.step, "priority": incident.priority,
-                          "due_at": incident.step_due_at.isoformat()
-                          if incident.step_due_at else None}
+                result = report_result(incident)
             elif args.incidents_command == "act":
                 incident = repo.get_incident(session, args.number)
                 if incident is None:
@@ -178,9 +175,7 @@ def cmd_incident_change(args: argparse.Namespace) -> int:
                 step = engine.act(session, incident, args.as_person, args.action,
                                   _now(None), outcome=args.outcome, note=args.note,
                                   impact=args.impact, urgency=args.urgency)
-                result = {"number": incident.number, "status": incident.status, "step": step,
-                          "due_at": incident.step_due_at.isoformat()
-                          if incident.step_due_at else None}
+                result = act_result(incident, step)
             else:
                 handled = engine.tick(session, _now(args.at))
                 result = {"at": _now(args.at).isoformat(),

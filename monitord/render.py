@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Sequence
 
 from monitord.i18n import N_, _
 from monitord.incidents.manager import TIMELINE_WORDS
-from monitord.incidents.store.models import IncidentRow, OutboxRow, TimelineRow
+# The JSON shapes moved to monitord/incident_json.py; kept importable from here.
+from monitord.incident_json import incident_detail, incident_summary, timeline_entry  # noqa: F401
+from monitord.incidents.store.models import IncidentRow, OutboxRow
 
 WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"),
             N_("Saturday"), N_("Sunday"))
@@ -25,58 +27,6 @@ def safe_text(value: object, limit: int | None = None) -> str:
     if limit and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def incident_summary(row: IncidentRow) -> dict[str, Any]:
-    return {
-        "number": row.number, "status": row.status, "severity": row.severity,
-        "category": row.category, "kind": row.kind, "device": row.device,
-        "subject": row.subject, "summary": row.summary, "flapping": row.flapping,
-        "occurrences": row.occurrences, "first_seen": _iso(row.first_seen),
-        "last_seen": _iso(row.last_seen), "resolved_at": _iso(row.resolved_at),
-    }
-
-
-def incident_detail(row: IncidentRow, outbox: Sequence[OutboxRow], engine=None) -> dict[str, Any]:
-    step = engine.step_of(row) if engine is not None and row.workflow in engine.workflows \
-        else None
-    return {
-        **incident_summary(row),
-        "workflow": row.workflow, "division": row.division, "step": row.step,
-        "role": step.role if step else None, "priority": row.priority,
-        "due_at": _iso(row.step_due_at), "assignee": row.assignee,
-        "allowed_actions": engine.allowed_actions(row) if engine is not None and
-        row.workflow in engine.workflows else [],
-        "sla_breaches": [{"step": t.data.get("step"), "target": t.data.get("target", "step"),
-                          "due_at": t.data.get("due_at"), "breached_at": _iso(t.at)}
-                         for t in row.timeline if t.action == "sla_breach"],
-        "sla_targets": {"respond_due_at": _iso(row.respond_due_at),
-                        "resolve_due_at": _iso(row.resolve_due_at)},
-        "condition_cleared_at": _iso(row.condition_cleared_at),
-        "closed_at": _iso(row.closed_at), "description": row.description,
-        "hd01": {
-            "number": row.number, "recorded_at": _iso(row.recorded_at),
-            "reported_at": _iso(row.reported_at), "location": row.location,
-            "reporter": {"name": row.reporter_name, "agency": row.reporter_agency,
-                         "phone": row.reporter_phone, "email": row.reporter_email},
-            "classification": row.classification, "helpdesk_officer": row.helpdesk_officer,
-        },
-        "source": row.source, "impact": row.impact, "urgency": row.urgency,
-        "dedup_key": row.dedup_key, "evidence": row.evidence,
-        "clearing_since": _iso(row.clearing_since),
-        "timeline": [timeline_entry(t) for t in row.timeline],
-        "outbox": [{"channel": o.channel, "event": o.event, "status": o.status,
-                    "created_at": _iso(o.created_at)} for o in outbox],
-    }
-
-
-def timeline_entry(row: TimelineRow) -> dict[str, Any]:
-    return {"at": _iso(row.at), "actor": row.actor, "role": row.role, "action": row.action,
-            "note": row.note, "data": row.data}
 
 
 def table(rows: Sequence[IncidentRow], tz) -> str:
