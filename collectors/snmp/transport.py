@@ -170,9 +170,13 @@ def _expire(future: asyncio.Future) -> None:
 
 
 class V2Session:
-    """GET / GETNEXT / GETBULK walks for one v1 or v2c device over a shared transport."""
+    """GET / GETNEXT / GETBULK walks for one v1 or v2c device over a shared transport.
 
-    def __init__(self, transport: SnmpTransport, target: Target, max_repetitions: int = 25,
+    `max_repetitions` is the varbind budget of one GETBULK, shared by the columns still being
+    walked (15 IF-MIB columns of a 50-port switch: 13 rows each per request); it halves when
+    the agent answers tooBig."""
+
+    def __init__(self, transport: SnmpTransport, target: Target, max_repetitions: int = 200,
                  max_rows: int = 100_000) -> None:
         self.transport = transport
         self.target = target
@@ -232,6 +236,9 @@ class V2Session:
                 reps = max(1, self.max_repetitions // len(active))
                 message = await self._ask(
                     lambda rid: ber.encode_getbulk(t.community, rid, oids, reps))
+                if message.error_status == 1 and self.max_repetitions > len(active):
+                    self.max_repetitions //= 2  # tooBig: ask for less next time
+                    continue
             if message.error_status:
                 raise SnmpError(message.error_status, message.error_index)
             vbs = message.varbinds
