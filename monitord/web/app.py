@@ -236,7 +236,8 @@ async def read_form(request: Request) -> dict[str, str]:
     if len(body) > MAX_FORM_BYTES:
         raise FormTooLarge()
     async with request.form(max_files=0, max_fields=100) as form:
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        # NUL never belongs in text (and PostgreSQL refuses it): dropped, not an error page
+        values = {k: v.replace("\x00", "") for k, v in form.items() if isinstance(v, str)}
     request.state.form = values
     return values
 

@@ -26,6 +26,12 @@ from monitord.web.app import STATUS_WORDS, Visit, WebContext, iso_local, page, r
 from monitord.web.auth import Forbidden, Principal
 
 QUEUE_LIMIT = 500
+
+
+class Refused(Exception):
+    """The SOP refused an action; the message (one line) is shown on the page."""
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # PostgreSQL text cannot hold NUL
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 NUMBER = re.compile(r"^\d{4}-\d{6}$")
 # Sorting and filtering take only these names; anything else falls back to the default.
@@ -85,7 +91,8 @@ class QueueFilter:
                    category=pick("category", [c.value for c in Category], ""),
                    priority=pick("priority", PRIORITIES, ""),
                    division=pick("division", DIVISIONS, ""),
-                   q=(params.get("q") or "")[:100], sort=pick("sort", SORTS, "due"),
+                   q=CONTROL.sub("", params.get("q") or "")[:100],
+                   sort=pick("sort", SORTS, "due"),
                    order=pick("order", ("asc", "desc"), "asc"))
 
 
@@ -212,11 +219,13 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
                 ctx.engine().act(session, row, name, action, now, outcome=outcome, note=note,
                                  impact=impact, urgency=urgency)
             except (WorkflowError, ValueError) as exc:
-                session.rollback()
-                return row.number, str(exc)
+                raise Refused(str(exc)) from None  # the transaction rolls back whole
             return row.number, ""
 
-        found, error = await ctx.db(do)
+        try:
+            found, error = await ctx.db(do)
+        except Refused as exc:
+            found, error = number, str(exc)
         if found is None:
             return render(request, "error.html", status=404,
                           message=_("No incident numbered {number}.").format(number=number))
