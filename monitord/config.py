@@ -242,6 +242,8 @@ class IncidentSettings(Model):
     flap_window: Duration = timedelta(hours=1)
     flap_threshold: int = Field(5, ge=2)
     batch_max: int = Field(500, ge=1, le=10000)
+    # a child's device_unreachable waits this long for its parent's before it opens its own
+    topology_hold: Duration = timedelta(seconds=90)
 
 
 class Queues(Model):
@@ -559,6 +561,39 @@ class Web(Model):
         return value.rstrip("/")
 
 
+# -- SNMP traps (issue 5: trap receiver) -----------------------------------------------------
+
+
+class TrapSettings(Model):
+    """The SNMP notification receiver (v1/v2c traps, v3 traps and informs).
+
+    A notification is accepted only from the address of a configured device and only with that
+    device's own `credential` or one named in `credentials` (e.g. a trap-only community); any
+    other is counted and dropped. UDP 162 is a privileged port: the daemon needs
+    CAP_NET_BIND_SERVICE for it (systemd/monitord.service grants it); without it, use a port
+    above 1024 and have the devices send there."""
+
+    enabled: bool = False
+    listen: str = "0.0.0.0:162"
+    credentials: tuple[Name, ...] = ()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(_("HOST:PORT, such as 0.0.0.0:162"))
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class Logging(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -583,6 +618,9 @@ class Config(Model):
     maintenance: tuple[MaintenanceWindow, ...] = ()
     checks: tuple[ServiceCheck, ...] = ()
     web: Web = Web()
+
+
+    traps: TrapSettings = TrapSettings()
 
     @field_validator("timezone")
     @classmethod

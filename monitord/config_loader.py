@@ -297,6 +297,14 @@ def _reference_problems(file: str, lines: _LineMap, data: dict[str, Any]) -> lis
             problem(base + ("credential",), repr(device.get("credential")),
                     _("an SNMP credential (snmp_v1, snmp_v2c or snmp_v3); "
                       "put SSH logins under ssh_credential"))
+    traps = data.get("traps") if isinstance(data.get("traps"), dict) else {}
+    trap_credentials = traps.get("credentials") if isinstance(traps.get("credentials"), list) \
+        else []
+    snmp_credentials = [name for name in credentials if isinstance(credentials_data.get(name),
+                        dict) and credentials_data[name].get("type") != "ssh"]
+    for index, name in enumerate(trap_credentials):
+        check(("traps", "credentials", index), name, snmp_credentials,
+              _("an SNMP credential defined under credentials"))
     problems.extend(_parent_cycles(file, lines, data))
     return problems
 

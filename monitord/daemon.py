@@ -12,12 +12,14 @@ from pathlib import Path
 
 from monitord import __version__
 from monitord.clock import Clock, SystemClock
+from monitord.collectors.snmp.trap_service import reconfigure_traps, start_traps
 from monitord.collectors.host import HostCollector
 from monitord.collectors.services import ServiceCheckCollector
 from monitord.config import Config
 from monitord.config_loader import ConfigError, load_config
 from monitord.detectors.host import HostThresholdDetector
 from monitord.detectors.services import ServiceDetector
+from monitord.detectors.traps import TrapDetector
 from monitord.http import build_app, make_server
 from monitord.i18n import set_language
 from monitord.incidents.manager import IncidentManager
@@ -88,6 +90,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self._stop = asyncio.Event()
         self.store: Store | None = None
+        self.traps = None
 
     # -- building blocks --------------------------------------------------------------------
 
@@ -110,7 +113,7 @@ class Daemon:
     def _detectors(self, config: Config) -> list:
         services = ServiceDetector()
         services.reconfigure(config)
-        return [HostThresholdDetector(config.detectors.host), services]
+        return [HostThresholdDetector(config.detectors.host), services, TrapDetector()]
 
     def _open_counts(self):
         with self.store.sessions() as session:
@@ -155,6 +158,8 @@ class Daemon:
         self.metrics.watch_store(self._open_counts)
         self.metrics.watch_workflows(self._workflow_counts)
         self.pipeline.start()
+        self.traps = await start_traps(self.config, self.pipeline.emit, self.metrics.registry,
+                                       self.clock.now)
         self._install_signals()
         web = self._web()
         app = build_app(self.metrics, self.pipeline.submit, self.clock.now,
@@ -188,6 +193,8 @@ class Daemon:
         self.notifier.stopping()
         log.info("stopping: finishing collector runs and committing findings in flight")
         await self.scheduler.stop(timeout=3.0)
+        if self.traps is not None:
+            self.traps.close()
         try:
             await asyncio.wait_for(self.pipeline.drain(), max(0.5, deadline - loop.time() - 1))
         except asyncio.TimeoutError:
@@ -283,6 +290,7 @@ class Daemon:
         for job in self._collectors(config):
             self.scheduler.add(job)
         await asyncio.to_thread(self._sync_devices, config)
+        reconfigure_traps(self.traps, config, self.config)
         self.config = config
         log.info("configuration reloaded config=%s", self.config_path)
         return self._reloaded(True)
