@@ -618,8 +618,6 @@ class Config(Model):
     maintenance: tuple[MaintenanceWindow, ...] = ()
     checks: tuple[ServiceCheck, ...] = ()
     web: Web = Web()
-
-
     traps: TrapSettings = TrapSettings()
 
     @field_validator("timezone")
