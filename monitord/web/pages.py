@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from monitord import render as text_render
+from monitord import incident_json
 from monitord.i18n import N_, _
 from monitord.incidents.manager import TIMELINE_WORDS
 from monitord.incidents.store import repository as repo
@@ -183,7 +183,7 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
 
     def _incident_page(request, visit, row, outbox, error, status=200):
         engine = ctx.engine()
-        detail = text_render.incident_detail(row, outbox, engine)
+        detail = incident_json.incident_detail(row, outbox, engine)
         mine = [a for a in detail["allowed_actions"]
                 if set(a["roles"]) & set(visit.principal.roles)
                 and (not visit.principal.division or not row.division
