@@ -498,6 +498,13 @@ class Workflows(Model):
     priority: PrioritySettings = PrioritySettings()
     tick_interval: Duration = timedelta(seconds=30)
 
+    @field_validator("routing")
+    @classmethod
+    def _keep_default_routes(cls, value: dict[Category, Route]) -> dict[Category, Route]:
+        """A routing that names some categories keeps the default route for the others, so
+        a finding of an unnamed category still enters an SOP instead of failing to open."""
+        return {**DEFAULT_ROUTING, **value}
+
 
 class WeeklyWindow(Model):
     days: tuple[Weekday, ...] = Field(min_length=1)
