@@ -493,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help=_("stop after this many seconds"))
     demo.set_defaults(func=cmd_demo)
 
+    from monitord import cli_netconfig
+    cli_netconfig.register(sub, common, with_json)
+
     version = sub.add_parser("version", parents=[common], help=_("print the version"))
     version.set_defaults(func=cmd_version)
     return parser

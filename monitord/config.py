@@ -232,6 +232,67 @@ class ServiceCheck(Model):
                                  jitter=timedelta(seconds=2), timeout=self.timeout * 4)
 
 
+# -- netconfig (issue 7): device configuration over SSH with netmiko ----------------------------
+
+# The command that prints the running configuration, per netmiko device type. A type not listed
+# here needs `config_command` (a Linux box's "configuration" is whatever file the office keeps).
+NETMIKO_CONFIG_COMMANDS = {
+    "cisco_ios": "show running-config", "cisco_xe": "show running-config",
+    "cisco_nxos": "show running-config", "cisco_asa": "show running-config",
+    "cisco_xr": "show running-config", "arista_eos": "show running-config",
+    "hp_procurve": "show running-config", "hp_comware": "display current-configuration",
+    "huawei": "display current-configuration", "mikrotik_routeros": "/export",
+    "juniper_junos": "show configuration | display set", "juniper": "show configuration",
+    "fortinet": "show full-configuration", "paloalto_panos": "show config running",
+    "ubiquiti_edgeswitch": "show running-config", "dell_os10": "show running-configuration",
+}
+
+
+class NetconfigDevice(Model):
+    """One device whose configuration is fetched over SSH (its `ssh_credential`) on a schedule.
+    `commands` are extra `show` commands kept beside it; `mask` adds words whose lines are
+    masked before anything is stored or diffed (password, secret, key, community and the like
+    always are)."""
+
+    device: Name
+    device_type: str
+    config_command: str | None = None
+    commands: tuple[str, ...] = ()
+    interval: Duration = timedelta(hours=1)
+    timeout: Duration = timedelta(seconds=60)
+    enabled: bool = True
+    mask: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{2,40}$")], ...] = ()
+
+    @field_validator("device_type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from netmiko.ssh_dispatcher import CLASS_MAPPER
+        if value not in CLASS_MAPPER or value.endswith(("_telnet", "_serial")):
+            raise ValueError(_("a netmiko SSH device type such as cisco_ios, mikrotik_routeros, "
+                               "juniper_junos, hp_procurve or linux"))
+        return value
+
+    @model_validator(mode="after")
+    def _has_command(self) -> "NetconfigDevice":
+        if self.config_command is None and self.device_type.removesuffix("_ssh") \
+                not in NETMIKO_CONFIG_COMMANDS:
+            raise ValueError(_("config_command (no default for this device type), such as "
+                               "'cat /etc/network/interfaces'"))
+        return self
+
+    @property
+    def command(self) -> str:
+        return self.config_command or \
+            NETMIKO_CONFIG_COMMANDS[self.device_type.removesuffix("_ssh")]
+
+    def collector_settings(self) -> CollectorSettings:
+        jitter = timedelta(seconds=min(30.0, self.interval.total_seconds() / 10))
+        return CollectorSettings(enabled=self.enabled, interval=self.interval, jitter=jitter,
+                                 timeout=self.timeout * (2 + len(self.commands)))
+
+# -- end netconfig ------------------------------------------------------------------------------
+
+
 class Detectors(Model):
     host: HostThresholds = HostThresholds()
     services: ServiceThresholds = ServiceThresholds()
@@ -626,6 +687,7 @@ class Config(Model):
     checks: tuple[ServiceCheck, ...] = ()
     web: Web = Web()
     traps: TrapSettings = TrapSettings()
+    netconfig: tuple[NetconfigDevice, ...] = ()
 
     @field_validator("timezone")
     @classmethod

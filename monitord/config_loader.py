@@ -305,6 +305,18 @@ def _reference_problems(file: str, lines: _LineMap, data: dict[str, Any]) -> lis
     for index, name in enumerate(trap_credentials):
         check(("traps", "credentials", index), name, snmp_credentials,
               _("an SNMP credential defined under credentials"))
+    # netconfig (issue 7): each entry names a device that has an SSH login
+    ssh_devices = [str(d.get("name")) for _i, d in _named(data, "devices")
+                   if isinstance(credentials_data.get(d.get("ssh_credential")), dict)
+                   and credentials_data[d.get("ssh_credential")].get("type") == "ssh"]
+    for index, entry in _named(data, "netconfig"):
+        name = entry.get("device")
+        if isinstance(name, str) and name in devices and name not in ssh_devices:
+            problem(("netconfig", index, "device"), repr(name),
+                    _("a device with an ssh_credential of type ssh"))
+        else:
+            check(("netconfig", index, "device"), name, devices,
+                  _("a device defined under devices"))
     problems.extend(_parent_cycles(file, lines, data))
     return problems
 

@@ -14,10 +14,12 @@ from monitord import __version__
 from monitord.clock import Clock, SystemClock
 from monitord.collectors.snmp.trap_service import reconfigure_traps, start_traps
 from monitord.collectors.host import HostCollector
+from monitord.collectors.netconfig.collector import NetconfigSetupError, build_collector
 from monitord.collectors.services import ServiceCheckCollector
 from monitord.config import Config
 from monitord.config_loader import ConfigError, load_config
 from monitord.detectors.host import HostThresholdDetector
+from monitord.detectors.netconfig import NetconfigDetector
 from monitord.detectors.services import ServiceDetector
 from monitord.detectors.traps import TrapDetector
 from monitord.http import build_app, make_server
@@ -108,12 +110,24 @@ class Daemon:
                                           check.check_options(), device=check.device),
                     check.collector_settings(), self.pipeline, self.metrics, self.clock,
                     config.collectors.backoff_max))
+        for entry in config.netconfig:
+            if not entry.enabled:
+                continue
+            try:
+                collector = build_collector(config, entry, self.store)
+            except NetconfigSetupError as exc:
+                log.error("netconfig job not started: %s", exc)
+                continue
+            jobs.append(RunningCollector(collector, entry.collector_settings(), self.pipeline,
+                                         self.metrics, self.clock,
+                                         config.collectors.backoff_max))
         return jobs
 
     def _detectors(self, config: Config) -> list:
         services = ServiceDetector()
         services.reconfigure(config)
-        return [HostThresholdDetector(config.detectors.host), services, TrapDetector()]
+        return [HostThresholdDetector(config.detectors.host), services, TrapDetector(),
+                NetconfigDetector()]
 
     def _open_counts(self):
         with self.store.sessions() as session:

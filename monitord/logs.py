@@ -58,7 +58,9 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Third-party chatter stays at INFO even when monitord debugs.
-    for noisy in ("apscheduler", "uvicorn.access", "uvicorn.error", "alembic", "mail.log"):
+    # netmiko and paramiko debug-log what devices send (a configuration with its secrets).
+    for noisy in ("apscheduler", "uvicorn.access", "uvicorn.error", "alembic", "mail.log",
+                  "netmiko", "paramiko"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
     def excepthook(kind, value, tb):  # uncaught errors go through the redactor too

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitord import __version__
+from monitord.metrics_values import ValueGauges
 
 log = logging.getLogger("monitord.metrics")
 KIND_LABEL_CAP = 200
@@ -61,6 +62,8 @@ class Metrics:
                                     "SOP steps that outlived their time standard.",
                                     ["workflow", "step"], registry=r)
         self._kinds: set[str] = set()
+        self.values = ValueGauges()  # host, service-check and netconfig samples (issue 7)
+        r.register(self.values)
 
     def kind_label(self, kind: str) -> str:
         if kind in self._kinds:

@@ -49,6 +49,7 @@ class RunningCollector:
             records = await asyncio.wait_for(self._poll(), self.settings.timeout.total_seconds())
             await self.pipeline.emit(records)
             self.metrics.samples.labels(self.name).inc(len(records))
+            self.metrics.values.observe(records)
             if self.failures:
                 log.info("collector recovered collector=%s after_failures=%d", self.name,
                          self.failures)

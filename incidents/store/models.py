@@ -233,3 +233,24 @@ class StatusTokenRow(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+
+
+# -- netconfig (issue 7): device configuration versions fetched over SSH ------------------------
+
+
+class NetconfigVersionRow(Base):
+    """One distinct (masked) text a device returned for `command`: its running configuration
+    (kind "config") or a `show` command's output (kind "show"). A new row only when the text
+    changes; `last_seen_at` moves on every fetch that returned the same text. Secrets are masked
+    before the row is written (collectors/netconfig/mask.py), so no row ever holds one."""
+
+    __tablename__ = "netconfig_versions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    device: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # config | show
+    command: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    lines: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
