@@ -1,0 +1,310 @@
+"""Malformed SNMP: a million mutated BER messages through the decoder and the poller's receive
+path, structure-aware hypothesis cases, and a real poll that garbage cannot disturb.
+
+Seeds are real datagrams captured from net-snmp snmpd/snmptrapd (tests/data/snmp-seeds/):
+v1/v2c/v3 requests, responses, reports, traps and informs. Mutations: tests/snmp_fuzz_lib.py.
+
+- `test_a_million_mutated_messages`: MONITORD_SNMP_FUZZ_MESSAGES (default 1,000,000) messages,
+  split over up to 2 worker processes, each through `decode_message` (only `BerError` may come
+  out) and through `SnmpTransport._received`, the function the poller's socket calls for every
+  datagram: zero other exceptions, and its decode-error count (what the metric
+  `monitord_snmp_decode_errors_total` is fed from) equals the number of messages the decoder
+  rejected, exactly.
+- hypothesis: well-formed messages built by an encoder written here (not the one under test)
+  decode to exactly what was encoded; the same messages with one structural fault either decode
+  or raise `BerError`.
+- `test_garbage_on_the_poller_socket_does_not_disturb_polling`: a real snmpd in a namespace is
+  walked while 20,000 mutated datagrams hit the same socket; every walk returns the agent's
+  full, unchanged ifTable, and every datagram is counted (decode error or unmatched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import multiprocessing
+import os
+import random
+import socket
+import time
+import traceback
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitord.collectors.snmp import ber
+from monitord.collectors.snmp.ber import BerError, decode_message
+from monitord.collectors.snmp.transport import SnmpTransport, Target, V2Session
+from tests.snmp_fuzz_lib import SEED_PCAP, Mutator, encode, read_seeds
+
+MESSAGES = int(os.environ.get("MONITORD_SNMP_FUZZ_MESSAGES", "1000000"))
+SEED = int(os.environ.get("MONITORD_SNMP_FUZZ_SEED", "20261206"))
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
+def test_seeds_are_real_v1_v2c_and_v3_traffic():
+    seeds = read_seeds()
+    kinds = collections.Counter((s.direction, s.version) for s in seeds)
+    for direction in ("request", "response"):
+        for version in (0, 1, 3):
+            assert kinds[(direction, version)] > 0, (direction, version, kinds)
+    for version in (0, 1, 3):
+        assert kinds[("trap", version)] > 0, ("trap", version, kinds)
+    for s in seeds:
+        if s.version in (0, 1):
+            assert decode_message(s.data).version == s.version
+        else:
+            with pytest.raises(BerError, match="SNMPv3"):
+                decode_message(s.data)
+
+
+# ---- the million -------------------------------------------------------------------------
+def fuzz_worker(index: int, count: int) -> dict:
+    """One worker's share: its own deterministic stream, counted outcomes, the first failures
+    (exception type, traceback, input hex) for the report."""
+    mutator = Mutator(read_seeds(), random.Random(f"{SEED}-{index}"))
+    transport = SnmpTransport(on_decode_error=None)
+    reasons: collections.Counter = collections.Counter()
+    failures: list[str] = []
+    decoded = rejected = 0
+    addr = ("10.177.0.2", 161)
+    receive = transport._received
+    for _ in range(count):
+        data = mutator.one()
+        try:
+            decode_message(data)
+            decoded += 1
+        except BerError as exc:
+            rejected += 1
+            reasons[str(exc).split(":")[0][:48]] += 1
+        except Exception:  # noqa: BLE001 - the point of the test
+            if len(failures) < 5:
+                failures.append(f"decode_message({data.hex()}):\n{traceback.format_exc()}")
+        try:
+            receive(data, addr)
+        except Exception:  # noqa: BLE001
+            if len(failures) < 10:
+                failures.append(f"_received({data.hex()}):\n{traceback.format_exc()}")
+    return {"decoded": decoded, "rejected": rejected, "reasons": dict(reasons),
+            "failures": failures, "transport_decode_errors": transport.decode_errors,
+            "transport_unmatched": transport.unmatched}
+
+
+@pytest.mark.slow
+def test_a_million_mutated_messages():
+    started = time.monotonic()
+    shares = [MESSAGES // WORKERS + (i < MESSAGES % WORKERS) for i in range(WORKERS)]
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx) as pool:
+        results = list(pool.map(fuzz_worker, range(WORKERS), shares))
+    elapsed = time.monotonic() - started
+    failures = [f for r in results for f in r["failures"]]
+    assert not failures, "\n\n".join(failures)
+    decoded = sum(r["decoded"] for r in results)
+    rejected = sum(r["rejected"] for r in results)
+    assert decoded + rejected == MESSAGES
+    # The poller's receive path counted every rejected datagram, and nothing else.
+    assert sum(r["transport_decode_errors"] for r in results) == rejected
+    assert sum(r["transport_unmatched"] for r in results) == decoded
+    reasons: collections.Counter = collections.Counter()
+    for r in results:
+        reasons.update(r["reasons"])
+    # The mutations reach deep: many distinct rejections, and some messages still decode.
+    assert len(reasons) >= 20, reasons
+    assert decoded >= MESSAGES // 100
+    print(f"\n{MESSAGES} messages in {elapsed:.1f}s on {WORKERS} processes: "
+          f"{decoded} decoded, {rejected} rejected, {len(reasons)} distinct reasons; "
+          f"top: {reasons.most_common(5)}")
+
+
+# ---- structure-aware hypothesis cases ----------------------------------------------------
+def _int(tag: int, value: int, signed: bool = True) -> tuple:
+    n = max(1, (value.bit_length() + 8) // 8) if signed else max(1, (value.bit_length() + 7) // 8)
+    if not signed and value >> (8 * n - 1):
+        n += 1  # unsigned values keep a leading zero byte, as agents send them
+    return (tag, value.to_bytes(n, "big", signed=signed))
+
+
+def _oid(parts: list[int]) -> bytes:
+    out = bytearray([40 * parts[0] + parts[1]])
+    for p in parts[2:]:
+        chunk = [p & 0x7F]
+        p >>= 7
+        while p:
+            chunk.append(0x80 | (p & 0x7F))
+            p >>= 7
+        out += bytes(reversed(chunk))
+    return bytes(out)
+
+
+oids = st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=30).map(
+    lambda tail: [1, 3, *tail])
+values = st.one_of(
+    st.integers(-2**31, 2**31 - 1).map(lambda v: (_int(0x02, v), v)),
+    st.binary(max_size=300).map(lambda b: ((0x04, b), b)),
+    st.just(((0x05, b""), None)),
+    oids.map(lambda o: ((0x06, _oid(o)), ".".join(map(str, o)))),
+    st.binary(min_size=4, max_size=4).map(lambda b: ((0x40, b), "%d.%d.%d.%d" % tuple(b))),
+    st.sampled_from([0x41, 0x42, 0x43]).flatmap(
+        lambda t: st.integers(0, 2**32 - 1).map(lambda v: (_int(t, v, signed=False), v))),
+    st.integers(0, 2**64 - 1).map(lambda v: (_int(0x46, v, signed=False), v)),
+    st.sampled_from([0x80, 0x81, 0x82]).map(lambda t: ((t, b""), None)),
+)
+varbinds = st.lists(st.tuples(oids, values), max_size=40)
+messages = st.tuples(
+    st.sampled_from([0, 1]), st.binary(max_size=40),
+    st.sampled_from([0xA0, 0xA1, 0xA2, 0xA3, 0xA5, 0xA6, 0xA7, 0xA8]),
+    st.integers(-2**31, 2**31 - 1), st.integers(0, 18), st.integers(0, 2**16), varbinds)
+
+
+def _build(version, community, pdu, rid, status, index, vbs) -> tuple:
+    vb_nodes = [(0x30, [(0x06, _oid(o)), node]) for o, (node, _v) in vbs]
+    return (0x30, [_int(0x02, version), (0x04, community),
+                   (pdu, [_int(0x02, rid), _int(0x02, status), _int(0x02, index),
+                          (0x30, vb_nodes)])])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages)
+def test_well_formed_messages_decode_to_what_was_encoded(msg):
+    version, community, pdu, rid, status, index, vbs = msg
+    decoded = decode_message(encode(_build(*msg)))
+    assert (decoded.version, decoded.community, decoded.pdu_type) == (version, community, pdu)
+    assert (decoded.request_id, decoded.error_status, decoded.error_index) == \
+        (rid, status, index)
+    assert [(ber.oid_str(o), v) for o, _t, v in decoded.varbinds] == \
+        [(".".join(map(str, o)), v) for o, (_n, v) in vbs]
+
+
+faults = st.sampled_from(["tag", "drop", "dup", "junk-leaf", "huge-int", "empty", "nest",
+                          "bad-oid", "trailing"])
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages, faults, st.integers(0, 10_000), st.integers(0, 255), st.binary(max_size=12))
+def test_messages_with_one_structural_fault_decode_or_raise_bererror(msg, fault, where, tag,
+                                                                     junk):
+    tree = _build(*msg)
+    nodes: list[tuple[list, int]] = []  # (parent children list, index) of every node
+
+    def walk(node):
+        if isinstance(node[1], list):
+            for i, child in enumerate(node[1]):
+                nodes.append((node[1], i))
+                walk(child)
+    walk(tree)
+    children, i = nodes[where % len(nodes)]
+    node = children[i]
+    if fault == "tag":
+        body = node[1] if isinstance(node[1], bytes) else b"".join(encode(c) for c in node[1])
+        children[i] = (tag, body)
+    elif fault == "drop":
+        del children[i]
+    elif fault == "dup":
+        children.insert(i, node)
+    elif fault == "junk-leaf":
+        children[i] = (node[0] if isinstance(node[1], bytes) else 0x04, junk)
+    elif fault == "huge-int":
+        children[i] = (0x02, b"\x7f" + b"\xff" * (10 + len(junk)))
+    elif fault == "empty":
+        children[i] = (node[0], b"" if isinstance(node[1], bytes) else [])
+    elif fault == "nest":
+        children[i] = (0x30, [(0x30, [node])])
+    elif fault == "bad-oid":
+        children[i] = (0x06, b"\x2b" + b"\x81" * (1 + len(junk)))
+    else:
+        children.insert(i + 1, (0x05, b""))
+    data = encode(tree) + (junk if fault == "trailing" else b"")
+    try:
+        decoded = decode_message(data)
+    except BerError:
+        return
+    assert decoded.version in (0, 1)
+    for oid, _t, _v in decoded.varbinds:
+        assert isinstance(oid, bytes) and oid
+
+
+def test_seed_file_exists_where_the_readme_says():
+    assert SEED_PCAP.is_file() and (SEED_PCAP.parent / "README.md").is_file()
+
+
+# ---- polling a real agent while garbage arrives ---------------------------------------------
+IF_DESCR = ber.oid_to_bytes("1.3.6.1.2.1.2.2.1.2")
+IF_OPER = ber.oid_to_bytes("1.3.6.1.2.1.2.2.1.8")
+IF_IN_OCTETS = ber.oid_to_bytes("1.3.6.1.2.1.2.2.1.10")
+IF_NAME = ber.oid_to_bytes("1.3.6.1.2.1.31.1.1.1.1")
+GARBAGE = 20_000
+
+
+@pytest.mark.slow
+def test_garbage_on_the_poller_socket_does_not_disturb_polling():
+    from tests.snmpd_ns import SnmpdNamespace, cleanup_stale, snmpd_ns_skip_reason
+
+    reason = snmpd_ns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cleanup_stale()
+    mutator = Mutator(read_seeds(), random.Random(SEED))
+    garbage = [mutator.one() for _ in range(GARBAGE)]
+    garbage = [g for g in garbage if 0 < len(g) <= 8000]
+    expected_errors = 0
+    for g in garbage:
+        try:
+            decode_message(g)
+        except BerError:
+            expected_errors += 1
+
+    with SnmpdNamespace(interfaces=12, community="fuzz-public") as agent:
+        target = Target(host=agent.address, community=b"fuzz-public", version=ber.VERSION_2C,
+                        timeout=2.0, retries=1)
+
+        async def scenario() -> tuple[list, int, int, int]:
+            transport = SnmpTransport()
+            session = V2Session(transport, target)
+            columns = [IF_DESCR, IF_OPER, IF_NAME, IF_IN_OCTETS]
+            baseline = await session.walk(columns)
+            sock = transport._transports[socket.AF_INET].get_extra_info("socket")
+            port = sock.getsockname()[1]
+            blaster = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            blaster.setblocking(False)
+            sent = 0
+
+            async def blast() -> None:
+                # Batches of 50, each sent only when the previous one has been counted: the
+                # kernel's receive buffer (rmem_max) never overflows, so the count is exact.
+                nonlocal sent
+                for k in range(0, len(garbage), 50):
+                    for g in garbage[k:k + 50]:
+                        blaster.sendto(g, ("127.0.0.1", port))
+                        sent += 1
+                    deadline = time.monotonic() + 5
+                    while transport.decode_errors + transport.unmatched < sent:
+                        assert time.monotonic() < deadline, "garbage datagrams were lost"
+                        await asyncio.sleep(0.001)
+
+            walks = []
+            task = asyncio.create_task(blast())
+            while not task.done():
+                walks.append(await session.walk(columns))
+            await task
+            walks.append(await session.walk(columns))
+            await asyncio.sleep(0.5)  # the last datagrams reach the protocol
+            blaster.close()
+            errors, unmatched = transport.decode_errors, transport.unmatched
+            transport.close()
+            return [baseline, *walks], sent, errors, unmatched
+
+        walks, sent, errors, unmatched = asyncio.run(scenario())
+    baseline = walks[0]
+    assert len(baseline[IF_DESCR]) == 12 + 2  # 12 interfaces + lo + uplink
+    assert len(walks) >= 3, "the blast finished before a walk could overlap it"
+    for w in walks[1:]:
+        assert w[IF_DESCR] == baseline[IF_DESCR]
+        assert w[IF_NAME] == baseline[IF_NAME]
+        assert w[IF_OPER] == baseline[IF_OPER]
+        assert set(w[IF_IN_OCTETS]) == set(baseline[IF_IN_OCTETS])
+    assert sent == len(garbage)
+    assert errors == expected_errors
+    assert unmatched == len(garbage) - expected_errors
