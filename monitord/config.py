@@ -667,6 +667,53 @@ class Logging(Model):
     format: Literal["text", "json"] = "text"
 
 
+# -- SNMP poller (issue 5) ---------------------------------------------------------------------
+
+class SnmpThresholds(Model):
+    """When polled values become findings (detectors/network.py, detectors/ups.py). CPU and
+    memory of polled devices use `detectors.host` (same kinds as the local host)."""
+
+    unreachable_after: int = Field(3, ge=1, le=100)  # failed polls in a row
+    interface_errors_per_second: float = Field(1.0, gt=0)
+    interface_discards_per_second: float = Field(10.0, gt=0)
+    utilisation_percent: float = Field(90.0, gt=0, le=100)
+    utilisation_sustained: Duration = timedelta(minutes=5)
+    consecutive: int = Field(2, ge=1, le=100)  # errors/discards: polls in a row above
+    flap_changes: int = Field(4, ge=2, le=1000)  # oper status changes ...
+    flap_window: Duration = timedelta(minutes=15)  # ... within this window
+    temperature_c: float = Field(70.0, gt=0)
+    ups_charge_percent: float = Field(50.0, gt=0, le=100)
+    ups_runtime_minutes: float = Field(10.0, gt=0)
+    ups_load_percent: float = Field(90.0, gt=0)
+    ups_input_voltage_min: float = Field(180.0, ge=0)
+    ups_input_voltage_max: float = Field(260.0, gt=0)
+
+
+class SnmpSettings(Model):
+    """Polling of the `devices` that have an SNMP credential. `timeout` and `retries` apply to
+    each request; a device that does not answer costs at most timeout x (retries + 1) per
+    request and never delays the others. `profiles` names a device's profiles
+    (config/profiles/*.yaml, or `profiles_dir`); otherwise they are chosen from sysObjectID
+    and sysDescr."""
+
+    enabled: bool = True
+    interval: Duration = timedelta(seconds=60)
+    jitter: Duration = timedelta(seconds=2)
+    timeout: Duration = timedelta(seconds=2)
+    retries: int = Field(1, ge=0, le=10)
+    max_repetitions: int = Field(200, ge=1, le=2000)
+    profiles_dir: str | None = None
+    profiles: dict[Name, tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+                               ...]] = {}
+    thresholds: SnmpThresholds = SnmpThresholds()
+
+    def collector_settings(self) -> CollectorSettings:
+        # the scheduler's timeout covers the whole poll: every request may use its retries
+        budget = self.timeout * (self.retries + 1) * 8 + timedelta(seconds=5)
+        return CollectorSettings(enabled=self.enabled, interval=self.interval,
+                                 jitter=self.jitter, timeout=min(budget, self.interval))
+
+
 class Config(Model):
     language: Literal["en", "id"] | None = None
     timezone: str = "Asia/Jakarta"
@@ -685,6 +732,7 @@ class Config(Model):
     workflows: Workflows = Workflows()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     checks: tuple[ServiceCheck, ...] = ()
+    snmp: SnmpSettings = SnmpSettings()
     web: Web = Web()
     traps: TrapSettings = TrapSettings()
     netconfig: tuple[NetconfigDevice, ...] = ()

@@ -16,12 +16,15 @@ from monitord.collectors.snmp.trap_service import reconfigure_traps, start_traps
 from monitord.collectors.host import HostCollector
 from monitord.collectors.netconfig.collector import NetconfigSetupError, build_collector
 from monitord.collectors.services import ServiceCheckCollector
+from monitord.collectors.snmp.collector import SnmpMetrics, build_collectors as snmp_collectors
 from monitord.config import Config
 from monitord.config_loader import ConfigError, load_config
 from monitord.detectors.host import HostThresholdDetector
 from monitord.detectors.netconfig import NetconfigDetector
 from monitord.detectors.services import ServiceDetector
 from monitord.detectors.traps import TrapDetector
+from monitord.detectors.network import NetworkDetector
+from monitord.detectors.ups import UpsDetector
 from monitord.http import build_app, make_server
 from monitord.i18n import set_language
 from monitord.incidents.manager import IncidentManager
@@ -93,6 +96,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self.store: Store | None = None
         self.traps = None
+        self.snmp_metrics: SnmpMetrics | None = None
 
     # -- building blocks --------------------------------------------------------------------
 
@@ -121,13 +125,20 @@ class Daemon:
             jobs.append(RunningCollector(collector, entry.collector_settings(), self.pipeline,
                                          self.metrics, self.clock,
                                          config.collectors.backoff_max))
+        if self.snmp_metrics is None:  # SNMP devices (issue 5): one job per device
+            self.snmp_metrics = SnmpMetrics(self.metrics.registry)
+        for collector in snmp_collectors(config, self.snmp_metrics):
+            jobs.append(RunningCollector(collector, config.snmp.collector_settings(),
+                                         self.pipeline, self.metrics, self.clock,
+                                         config.collectors.backoff_max))
         return jobs
 
     def _detectors(self, config: Config) -> list:
         services = ServiceDetector()
         services.reconfigure(config)
         return [HostThresholdDetector(config.detectors.host), services, TrapDetector(),
-                NetconfigDetector()]
+                NetconfigDetector(), NetworkDetector(config.snmp.thresholds),
+                UpsDetector(config.snmp.thresholds)]
 
     def _open_counts(self):
         with self.store.sessions() as session:
