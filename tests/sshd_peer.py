@@ -81,11 +81,12 @@ class SshPeer:
         self._cleanups.clear()
 
 
-def start_peer() -> SshPeer:
+def start_peer(password: str | None = None) -> SshPeer:
+    """Start the peer; `password` is the test user's (a canary, say), else a random one."""
     tag = uuid.uuid4().hex[:6]
     namespace, veth_host, veth_ns = f"hostns-{tag}", f"hn{tag}a", f"hn{tag}b"
     username = f"hnssh{tag}"
-    password = f"pw-{uuid.uuid4().hex[:16]}"
+    password = password or f"pw-{uuid.uuid4().hex[:16]}"
     directory = Path(tempfile.mkdtemp(prefix="hostns-ssh-"))
     directory.chmod(0o755)
     host_ip, address = _free_slash30()

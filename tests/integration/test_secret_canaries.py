@@ -613,3 +613,84 @@ def test_reload_with_a_tagged_inline_secret_is_rejected_without_being_logged(tmp
         daemon.kill()
     assert_clean(canaries, "the daemon log", daemon.log())
     assert returncode == 0 and rejected == 1, daemon.log()
+
+
+# -- netconfig: configuration backups over SSH (issue 7) ----------------------------------------
+
+
+def test_no_secret_canary_leaks_from_netconfig_backups(tmp_path: Path, db_url: str):
+    """The same scanners on a daemon that backs up a real device over SSH (sshd in a hostns-
+    namespace, tests/sshd_peer.py) whose login password is the `ssh_password` canary and whose
+    running configuration carries the SNMP community canary and a canary token on secret
+    lines. The daemon logs at debug (where netmiko would print every byte the device sends);
+    after a change has opened a config_changed incident with its diff, no canary may be in the
+    log, /metrics or any row (or, on SQLite, any byte) of the store."""
+    from monitord.incidents.store import open_store
+    from monitord.config import Storage
+    from tests import sshd_peer
+
+    if sshd_peer.available() is not None:
+        pytest.skip(str(sshd_peer.available()))
+    setup = make_setup(tmp_path, db_url)
+    canaries = setup.canaries
+    token = canaries.new("config_token")  # only keyword masking stands between it and the store
+    peer = sshd_peer.start_peer(password=canaries.values["ssh_password"])
+    community = canaries.values["snmp_community"]
+    config_text = (f"hostname lab-sw\nsnmp-server community {community} RO\n"
+                   f"crypto isakmp key {token} address 0.0.0.0\n"
+                   f"username noc secret {canaries.values['ssh_password']}\n")
+    peer.write_config(config_text)
+    setup.data["devices"].append({"name": "lab-sw", "address": peer.address, "site": "hq",
+                                  "kind": "switch", "ssh_credential": "noc-ssh"})
+    setup.data["credentials"]["noc-ssh"]["username"] = peer.username
+    setup.data["netconfig"] = [{"device": "lab-sw", "device_type": "linux",
+                                "config_command": f"cat {peer.running_conf}",
+                                "commands": [f"cat {peer.running_conf}"],
+                                "interval": "1s", "timeout": "15s"}]
+    setup.write()
+    daemon = DaemonProcess(setup.config_path, setup.port, tmp_path / "monitord.log",
+                           env=setup.env)
+    store = open_store(Storage(url=db_url))
+    metrics_texts: list[str] = []
+
+    def incident_kinds() -> set[str]:
+        from sqlalchemy import select
+        from monitord.incidents.store.models import IncidentRow
+        try:
+            with store.sessions() as session:
+                return set(session.scalars(select(IncidentRow.kind)))
+        except Exception:  # the daemon has not migrated yet
+            return set()
+
+    try:
+        daemon.start()
+        wait_until(lambda: "monitord_netconfig_up{device=\"lab-sw\"} 1.0"
+                   in daemon.get("/metrics"), "a successful backup", daemon, timeout=40)
+        peer.write_config(config_text + "interface eth1\n description uplink\n")
+        wait_until(lambda: "config_changed" in incident_kinds(), "the config change", daemon,
+                   timeout=40)
+        metrics_texts.append(daemon.get("/metrics"))
+        returncode = daemon.stop()
+    finally:
+        daemon.kill()
+        store.close()
+        peer.stop()
+    log = daemon.log()
+    assert returncode == 0, log
+    assert "netconfig changed device=lab-sw" in log
+    assert_clean(canaries, "the daemon log", log)
+    assert_scanner_catches(canaries, "the daemon log", log + token)
+    for text in metrics_texts:
+        assert_clean(canaries, "/metrics", text)
+    if db_url.startswith("sqlite"):
+        db = sqlite_path(db_url)
+        rows = sqlite_rows(db)
+        for name, data in sqlite_file_bytes(db).items():
+            assert_clean(canaries, f"{name} (after stop)", data)
+    else:
+        rows = pg_rows(db_url)
+    text = rows_text(rows)
+    assert "snmp-server community ***" in text and "crypto isakmp key ***" in text
+    assert "+interface eth1" in text  # the diff is in the incident's evidence
+    assert_clean(canaries, "the store's rows", text)
+    assert_scanner_catches(canaries, "the store's rows", text + token)
