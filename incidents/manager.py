@@ -9,7 +9,7 @@ runs in a savepoint, so one bad finding fails alone and the rest of the batch co
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from monitord.clock import Clock
 from monitord.config import Config
 from monitord.i18n import N_
+from monitord.incidents import topology as topo
 from monitord.incidents.store import Store
 from monitord.incidents.store import repository as repo
-from monitord.incidents.store.models import IncidentRow
+from monitord.incidents.store.models import IncidentRow, TopologyHoldRow
 from monitord.incidents.workflow import NoWorkflow, WorkflowHook
 from monitord.incidents.workflow.tickets import incident_snapshot
 from monitord.records import HD01_CLASSIFICATION, Finding, Severity
@@ -47,6 +48,7 @@ TIMELINE_WORDS = {
     "assign": N_("assigned"), "involve": N_("involved an outside party"),
     "set_priority": N_("changed priority"), "approve": N_("approved"),
     "classify": N_("classified"), "record": N_("recorded"),
+    "folded": N_("a device behind it is unreachable too"),
 }
 
 
@@ -67,6 +69,7 @@ class _Known:
     recent: dict[str, IncidentRow]
     numbers: list[tuple[int, str]]
     year: int
+    held: dict[str, TopologyHoldRow] = field(default_factory=dict)  # topology holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class IncidentManager:
     def reconfigure(self, config: Config) -> None:
         self.config = config
         self.settings = ManagerSettings.from_config(config)
+        self.topology = topo.Topology.from_config(config)
 
     # -- findings ---------------------------------------------------------------------------
 
@@ -168,18 +172,41 @@ class IncidentManager:
 
     def _look_up(self, session: Session, findings: Sequence[Finding], now: datetime) -> "_Known":
         """Everything the batch needs from the store, in three statements at most."""
-        open_by_key = repo.find_open(session, {f.dedup_key for f in findings})
+        keys = {f.dedup_key for f in findings}
+        parent_keys, hold_keys = self._topology_keys(findings)
+        open_by_key = repo.find_open(session, keys | parent_keys)
         new_keys = {f.dedup_key for f in findings if f.firing and f.dedup_key not in open_by_key}
         recent = repo.find_recently_resolved(session, new_keys, now - self.settings.flap_window)
-        to_open = len(new_keys - recent.keys())
+        # a finding the topology may fold or hold takes its number only if it really opens
+        foldable = {f.dedup_key for f in findings if self.topology.foldable(f)}
+        to_open = len(new_keys - recent.keys() - foldable)
         year = now.astimezone(self.config.tz).year
         numbers = repo.take_numbers(session, year, to_open) if to_open else []
-        return _Known(open_by_key, recent, numbers, year)
+        held = topo.find_holds(session, hold_keys) if hold_keys else {}
+        return _Known(open_by_key, recent, numbers, year, held)
+
+    def _topology_keys(self, findings: Sequence[Finding]) -> tuple[set[str], set[str]]:
+        """(the parents' unreachable keys to look up, the holds that may be touched)."""
+        parents: set[str] = set()
+        holds: set[str] = set()
+        for f in findings:
+            if f.kind != topo.UNREACHABLE or not f.device:
+                continue
+            holds.add(f.dedup_key)
+            holds.update(topo.unreachable_key(d) for d in self.topology.descendants(f.device))
+            ancestors = {topo.unreachable_key(a) for a in self.topology.ancestors(f.device)}
+            parents.update(ancestors)
+            holds.update(ancestors)
+        return parents, holds
 
     def _apply_finding(self, session: Session, known: "_Known", finding: Finding,
                        now: datetime) -> Outcome:
         key = finding.dedup_key
         incident = known.open.get(key)
+        if incident is None and self.topology.foldable(finding):
+            folded = self._topology(session, known, finding, now)
+            if folded is not None:
+                return folded
         if not finding.firing:
             return self._clear(session, incident, finding) if incident else Outcome(IGNORED)
         if incident is not None:
@@ -188,9 +215,61 @@ class IncidentManager:
         if recent is not None:
             known.open[key] = recent
             return self._reopen(session, recent, finding, now)
-        incident = self._open(session, finding, now, known.year, known.numbers.pop(0))
+        number = known.numbers.pop(0) if known.numbers else \
+            repo.take_numbers(session, known.year, 1)[0]
+        incident = self._open(session, finding, now, known.year, number)
         known.open[key] = incident
+        if finding.kind == topo.UNREACHABLE and finding.device:
+            self._fold_held_children(session, known, incident, finding.device, now)
         return Outcome(OPENED, incident.number)
+
+    # -- topology ---------------------------------------------------------------------------
+
+    def _topology(self, session: Session, known: "_Known", finding: Finding,
+                  now: datetime) -> Outcome | None:
+        """A child's unreachable finding with no incident of its own: fold it into an open
+        ancestor's incident, or hold it for the parent's, or (None) let it open as usual."""
+        key = finding.dedup_key
+        held = known.held.get(key)
+        if not finding.firing:
+            if held is None:
+                return None
+            topo.release(session, held)
+            del known.held[key]
+            return Outcome(IGNORED)  # it came back while held: nothing was ever opened
+        for ancestor in self.topology.ancestors(finding.device or ""):
+            parent = known.open.get(topo.unreachable_key(ancestor))
+            if parent is not None:
+                topo.fold(session, parent, finding, now)
+                if held is not None:
+                    topo.release(session, held)
+                    del known.held[key]
+                return Outcome(topo.FOLDED, parent.number)
+        if held is not None:
+            waiting_for = [known.held[k].held_until for k in
+                           map(topo.unreachable_key, self.topology.ancestors(finding.device or ""))
+                           if k in known.held]
+            if waiting_for and held.held_until <= now:  # an ancestor is held too: it decides
+                held.held_until = max(max(waiting_for), now) + timedelta(seconds=1)
+            if held.held_until > now:
+                held.finding = topo.finding_to_json(finding)  # keep the newest evidence
+                return Outcome(topo.HELD)
+            topo.release(session, held)  # the parent stayed fine: the child's own problem
+            del known.held[key]
+            return None
+        if self.topology.hold.total_seconds() <= 0:
+            return None
+        known.held[key] = topo.hold(session, finding, now + self.topology.hold, now)
+        return Outcome(topo.HELD)
+
+    def _fold_held_children(self, session: Session, known: "_Known", parent: IncidentRow,
+                            device: str, now: datetime) -> None:
+        """The parent's incident just opened: every child held for it folds in now."""
+        for child in self.topology.descendants(device):
+            held = known.held.pop(topo.unreachable_key(child), None)
+            if held is not None:
+                topo.fold(session, parent, topo.finding_from_json(held.finding), now)
+                topo.release(session, held)
 
     def _open(self, session: Session, finding: Finding, now: datetime, year: int,
               number: tuple[int, str]) -> IncidentRow:
@@ -224,7 +303,9 @@ class IncidentManager:
                 now: datetime) -> Outcome:
         incident.last_seen = max(incident.last_seen, finding.last_seen)
         incident.occurrences += 1
-        incident.evidence = dict(finding.evidence)
+        folded = (incident.evidence or {}).get("folded_devices")
+        incident.evidence = {**dict(finding.evidence),
+                             **({"folded_devices": folded} if folded else {})}
         incident.updated_at = now
         if incident.clearing_since is not None:
             incident.clearing_since = None
@@ -281,7 +362,7 @@ class IncidentManager:
         """Resolve incidents whose clear has held long enough. Safe to call at any time and
         after a restart: the resolution time is the moment the hold ran out, not now."""
         now = self.clock.now()
-        outcomes = []
+        outcomes = self._release_holds(now)
         with self.store.sessions() as session, session.begin():
             for incident in repo.due_for_resolution(session, now - self.settings.resolve_hold):
                 resolved_at = incident.clearing_since + self.hold_for(incident)
@@ -298,6 +379,23 @@ class IncidentManager:
                 self.workflow.incident_resolved(session, incident, resolved_at)
                 outcomes.append(Outcome(RESOLVED, incident.number))
         return outcomes
+
+    def _release_holds(self, now: datetime) -> list[Outcome]:
+        """Held children whose hold ran out: fold (the parent opened) or open their own."""
+        with self.store.sessions() as session, session.begin():
+            due = topo.due_holds(session, now)
+            if not due:
+                return []
+            applied = []
+            for row in due:
+                finding = topo.finding_from_json(row.finding)
+                known = self._look_up(session, [finding], now)
+                applied.append((finding, self._apply_finding(session, known, finding, now)))
+                session.flush()
+        if self.on_outcome:
+            for finding, outcome in applied:
+                self.on_outcome(finding, outcome)
+        return [outcome for _finding, outcome in applied]
 
     # -- notifications ----------------------------------------------------------------------
 

@@ -254,3 +254,20 @@ class NetconfigVersionRow(Base):
     lines: Mapped[int] = mapped_column(Integer)
     fetched_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+
+
+# -- snmp-traps (issue 5): topology holds ------------------------------------------------------
+
+
+class TopologyHoldRow(Base):
+    """A child device's `device_unreachable` finding waiting (`incidents.topology_hold`) for its
+    parent's: if the parent's incident opens meanwhile the child folds into it; if not, the
+    child's own incident opens when the hold runs out. Kept in the store so that an
+    acknowledged finding survives a restart."""
+
+    __tablename__ = "topology_holds"
+    dedup_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    device: Mapped[str] = mapped_column(String(64))
+    finding: Mapped[dict[str, Any]] = mapped_column(JSON)
+    held_until: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
