@@ -495,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from monitord import cli_netconfig
     cli_netconfig.register(sub, common, with_json)
+    from monitord import cli_snmp
+    cli_snmp.register(sub, common, with_json)
 
     version = sub.add_parser("version", parents=[common], help=_("print the version"))
     version.set_defaults(func=cmd_version)
