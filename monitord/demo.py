@@ -63,15 +63,53 @@ class Mailbox:
         self.controller.stop()
 
 
+def demo_password(name: str) -> str:
+    """The demo people's desk passwords: printed in the banner and the README, never used
+    outside the demo's own database."""
+    return f"{name}-demo"
+
+
+def set_demo_passwords(path: Path) -> list[tuple[str, str, str]]:
+    """Give every person of the demo config a desk password; returns (name, roles, password)."""
+    from datetime import datetime, timezone
+
+    from monitord.config_loader import load_config
+    from monitord.incidents.store import open_store
+    from monitord.web.auth import set_password
+
+    config = load_config(path)
+    store = open_store(config.storage)
+    try:
+        store.migrate()
+        with store.sessions() as session, session.begin():
+            for person in config.people:
+                set_password(session, person.name, demo_password(person.name),
+                             datetime.now(timezone.utc))
+    finally:
+        store.close()
+    return [(p.name, ",".join(p.roles) + (f" {p.division}" if p.division else ""),
+             demo_password(p.name)) for p in config.people]
+
+
 def run_demo(data_dir: Path, duration: float | None) -> int:
     port = free_port()
     with Mailbox(data_dir / "mailbox") as mailbox:
         path = write_demo_config(data_dir, port, mailbox.port)
-        return _announce_and_run(path, port, mailbox.folder, duration)
+        people = set_demo_passwords(path)
+        return _announce_and_run(path, port, mailbox.folder, duration, people)
 
 
-def _announce_and_run(path: Path, port: int, mailbox: Path, duration: float | None) -> int:
+def _announce_and_run(path: Path, port: int, mailbox: Path, duration: float | None,
+                      people: list[tuple[str, str, str]] = ()) -> int:
     print(_("monitord demo: configuration written to {path}").format(path=path))
+    print(_("  web desk:  http://127.0.0.1:{port}/login  (log in as one of these people)")
+          .format(port=port))
+    for name, roles, password in people:
+        print(_("             {name:<6} {roles:<8} password {password}").format(
+            name=name, roles=roles, password=password))
+    print(_("  walk it:   as sari record a report (New report, category pc_client), Forward; "
+            "as joko Accept; as rina Give direction; as joko Report the result; as rina "
+            "Verify: not resolved; as agus see it escalated"))
     print(_("  metrics:   http://127.0.0.1:{port}/metrics").format(port=port))
     print(_("  incidents: monitord incidents list --config {path}").format(path=path))
     print(_("  The disk threshold is 1%, so a disk_full incident opens within about 15 seconds."))

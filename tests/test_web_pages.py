@@ -374,6 +374,9 @@ def test_the_status_link_shows_progress_but_no_internal_notes(desk, people):
             session, number).id) if o.event == "reporter_receipt"]
         assert receipt_mail and receipt_mail[0].payload["recipient"]["address"] == \
             "rina@skpd.test" and token in receipt_mail[0].payload["note"]
+    from monitord.incidents.notify.render import TicketRenderer
+    mail = TicketRenderer(desk["config"].tz).render(receipt_mail[0].payload, "id")
+    assert f"/status/{number}?t={token}" in mail.text and "Laporan Anda sudah dicatat" in mail.text
     budi = people["budi"]
     for step in ("forward", "accept"):
         page = (sari if step == "forward" else budi).get(f"/incidents/{number}")

@@ -237,7 +237,8 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
 
     @page(ctx, *REPORT_ROLES)
     async def report(request: Request, visit: Visit) -> Response:
-        categories = [c.value for c in Category]
+        routing = ctx.config().workflows.routing  # only categories that have an SOP route
+        categories = [c.value for c in Category if c in routing]
         if request.method == "GET":
             return render(request, "report.html", values={}, errors=[],
                           categories=categories, levels=[lv.value for lv in Level])
