@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,27 +85,52 @@ IFX_COLUMNS = [
 ]
 
 
-def exporter_config(lookups: str) -> str:
+# The columns monitord's poller walks for every device (collectors/snmp/poller.py IF_COLUMNS).
+MONITORD_COLUMNS = {(IF_TABLE, c) for c in (2, 5, 7, 8, 10, 13, 14, 16, 19, 20)} | \
+    {(IF_X_TABLE, c) for c in (1, 6, 10, 15, 18)}
+
+
+def exporter_config(lookups: str, columns: str = "monitord", max_repetitions: int = 25) -> str:
     """A hand-written snmp.yml (0.21 format: auth inside the module) for IF-MIB, numeric OIDs.
 
-    `lookups="all"` labels every metric with ifAlias, ifDescr and ifName looked up by ifIndex,
-    which is what the upstream generator's if_mib module does; `"name"` only adds ifName.
+    `columns="monitord"` walks the 15 columns monitord polls (names, alias, status, speed,
+    32- and 64-bit octets, errors, discards) and GETs sysDescr, sysUpTime and sysName, the
+    same data monitord's poll fetches; `"all"` walks every ifTable and ifXTable column
+    (2,000 varbinds for 50 interfaces). `lookups="name"` labels each metric with ifName looked
+    up by ifIndex (like monitord's labels); `"all"` adds ifAlias and ifDescr like the upstream
+    generator's if_mib module; `"none"` only ifIndex.
     """
     names = {"all": [(18, "ifAlias", IF_X_TABLE), (2, "ifDescr", IF_TABLE),
                      (1, "ifName", IF_X_TABLE)],
              "name": [(1, "ifName", IF_X_TABLE)], "none": []}[lookups]
-    out = ["if_mib:", "  walk:", f"  - {IF_TABLE}", f"  - {IF_X_TABLE}", "  metrics:"]
-    for table, columns in ((IF_TABLE, IF_COLUMNS), (IF_X_TABLE, IFX_COLUMNS)):
-        for col, name, typ in columns:
-            out += [f"  - name: {name}", f"    oid: {table}.{col}", f"    type: {typ}",
-                    "    indexes:", "    - labelname: ifIndex", "      type: gauge"]
-            if names:
-                out.append("    lookups:")
-                for lcol, lname, ltable in names:
-                    out += ["    - labels: [ifIndex]", f"      labelname: {lname}",
-                            f"      oid: {ltable}.{lcol}", "      type: DisplayString"]
-    out += ["  version: 2", "  max_repetitions: 25", "  retries: 2", "  timeout: 5s",
-            "  auth:", f"    community: {COMMUNITY}"]
+    chosen = [(table, col, name, typ)
+              for table, cols in ((IF_TABLE, IF_COLUMNS), (IF_X_TABLE, IFX_COLUMNS))
+              for col, name, typ in cols
+              if columns == "all" or (table, col) in MONITORD_COLUMNS]
+    if columns == "all":
+        walk = [IF_TABLE, IF_X_TABLE]
+        gets: list[tuple[str, str, str]] = []
+    else:
+        walk = [f"{table}.{col}" for table, col, _n, _t in chosen]
+        gets = [("1.3.6.1.2.1.1.1.0", "sysDescr", "DisplayString"),
+                ("1.3.6.1.2.1.1.3.0", "sysUpTime", "gauge"),
+                ("1.3.6.1.2.1.1.5.0", "sysName", "DisplayString")]
+    out = ["if_mib:", "  walk:", *[f"  - {w}" for w in walk]]
+    if gets:
+        out += ["  get:", *[f"  - {oid}" for oid, _n, _t in gets]]
+    out.append("  metrics:")
+    for oid, name, typ in gets:
+        out += [f"  - name: {name}", f"    oid: {oid.rsplit('.', 1)[0]}", f"    type: {typ}"]
+    for table, col, name, typ in chosen:
+        out += [f"  - name: {name}", f"    oid: {table}.{col}", f"    type: {typ}",
+                "    indexes:", "    - labelname: ifIndex", "      type: gauge"]
+        if names:
+            out.append("    lookups:")
+            for lcol, lname, ltable in names:
+                out += ["    - labels: [ifIndex]", f"      labelname: {lname}",
+                        f"      oid: {ltable}.{lcol}", "      type: DisplayString"]
+    out += ["  version: 2", f"  max_repetitions: {max_repetitions}", "  retries: 2",
+            "  timeout: 5s", "  auth:", f"    community: {COMMUNITY}"]
     return "\n".join(out) + "\n"
 
 
@@ -127,9 +153,9 @@ def _pdeathsig() -> None:
 
 
 class Exporter:
-    def __init__(self, workdir: Path, lookups: str) -> None:
+    def __init__(self, workdir: Path, lookups: str, columns: str, max_repetitions: int) -> None:
         self.config = workdir / "snmp.yml"
-        self.config.write_text(exporter_config(lookups))
+        self.config.write_text(exporter_config(lookups, columns, max_repetitions))
         self.port = free_port()
         self.log = open(workdir / "exporter.log", "wb")
         self.proc = subprocess.Popen(
@@ -174,16 +200,17 @@ class Exporter:
 
 # ---- monitord's side ----------------------------------------------------------------------
 class MonitordWalk:
-    """`--monitord-stage walk`: only monitord's transport + BER codec (V2Session.walk of the 41
-    ifTable/ifXTable columns, one shared socket). A lower bound of the full poll, for finding
+    """`--monitord-stage walk`: only monitord's transport + BER codec (V2Session.walk of the 15
+    IF-MIB columns the poller uses, one shared socket, max-repetitions 25). A lower bound of the full poll, for finding
     where the time goes; the ratio the issue asks for is the `full` stage."""
 
     def __init__(self, targets: list[str], concurrency: int) -> None:
         from monitord.collectors.snmp import ber
         from monitord.collectors.snmp.transport import SnmpTransport, Target, V2Session
 
-        self.columns = [ber.oid_to_bytes(f"{IF_TABLE}.{c}") for c, _n, _t in IF_COLUMNS] + \
-            [ber.oid_to_bytes(f"{IF_X_TABLE}.{c}") for c, _n, _t in IFX_COLUMNS]
+        from monitord.collectors.snmp.poller import IF_COLUMNS as POLLER_COLUMNS
+
+        self.columns = list(POLLER_COLUMNS.values())
         self.if_hc_in = ber.oid_to_bytes(f"{IF_X_TABLE}.6")
         self.targets = targets
         self.concurrency = concurrency
@@ -208,14 +235,71 @@ class MonitordWalk:
 
 
 class MonitordFull:
-    """`--monitord-stage full` (default): the daemon's SnmpCollector for every device."""
+    """`--monitord-stage full` (default): the daemon's own path for every device. One
+    `SnmpCollector` per device built like `build_collectors` does (v2c on the shared socket,
+    the config's default timeout/retries/max-repetitions, profiles `system` + `if-mib`, i.e.
+    what a plain switch gets), `poll(now)` for each (walks, decode, rates, records, metrics
+    snapshot), every record through `NetworkDetector` and `UpsDetector`, and once per round
+    the Prometheus exposition of the registry, i.e. one scrape per poll interval (the exporter's
+    figure includes its exposition too). `now` advances 60 s per round, as the scheduler would.
+    """
 
     def __init__(self, targets: list[str], concurrency: int) -> None:
-        raise SystemExit("monitord's SnmpCollector has not landed on main yet: "
-                         "use --monitord-stage walk for the codec + transport alone")
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        from monitord.collectors.snmp import ber
+        from monitord.collectors.snmp.collector import (POLL_EVENT, SnmpCollector, SnmpMetrics,
+                                                        v2_factory)
+        from monitord.collectors.snmp.profiles import load_profiles
+        from monitord.config import SnmpSettings
+        from monitord.detectors.network import NetworkDetector
+        from monitord.detectors.ups import UpsDetector
+
+        settings = SnmpSettings()
+        self.settings = settings
+        self.poll_event = POLL_EVENT
+        self.generate_latest = generate_latest
+        self.registry = CollectorRegistry()
+        metrics = SnmpMetrics(self.registry)
+        profiles = load_profiles()
+        self.collectors = [
+            SnmpCollector(f"bench-{i:03d}", v2_factory(
+                t, 161, COMMUNITY, ber.VERSION_2C, settings.timeout.total_seconds(),
+                settings.retries, settings.max_repetitions), ["system", "if-mib"], profiles,
+                metrics)
+            for i, t in enumerate(targets)]
+        self.detectors = [NetworkDetector(settings.thresholds), UpsDetector(settings.thresholds)]
+        self.concurrency = concurrency
+        self.loop = asyncio.new_event_loop()
+        self.now = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+        self.findings = 0
+        self.exposition_bytes = 0
+
+    async def _all(self) -> list[int]:
+        sem = asyncio.Semaphore(self.concurrency)
+        now = self.now
+        detectors = self.detectors
+
+        async def one(collector) -> int:
+            async with sem:
+                records = await collector.poll(now)
+            interfaces = -1
+            for record in records:
+                for detector in detectors:
+                    self.findings += len(detector.observe(record))
+                if getattr(record, "kind", None) == self.poll_event:
+                    result = record.fields["result"]
+                    interfaces = len(result.interfaces) if result.ok else 0
+            return interfaces
+        return await asyncio.gather(*(one(c) for c in self.collectors))
 
     def poll_all(self) -> tuple[float, list[int]]:
-        raise NotImplementedError
+        before = time.process_time()
+        counts = self.loop.run_until_complete(self._all())
+        self.exposition_bytes = len(self.generate_latest(self.registry))
+        cpu = time.process_time() - before
+        self.now += timedelta(seconds=60)
+        return cpu, counts
 
 
 def _fmt(ms: float) -> str:
@@ -234,6 +318,11 @@ def main() -> int:
                         help="labels looked up per metric: name = ifName (like monitord's)")
     parser.add_argument("--quick", action="store_true", help="40 devices, 2 namespaces, 2 rounds")
     parser.add_argument("--profile", action="store_true", help="cProfile monitord's rounds")
+    parser.add_argument("--exporter-columns", choices=["monitord", "all"], default="monitord",
+                        help="monitord = the 15 columns monitord polls; all = all 41 (2,000 "
+                             "varbinds)")
+    parser.add_argument("--exporter-max-repetitions", type=int, default=25,
+                        help="the generator's default is 25")
     parser.add_argument("--monitord-stage", choices=["full", "walk"], default="full",
                         help="full = the daemon's whole poll; walk = transport + codec only")
     parser.add_argument("--no-monitord", action="store_true", help="measure only the exporter")
@@ -267,7 +356,10 @@ def main() -> int:
               f"({per_ns} addresses each), {varbinds} varbinds per ifTable+ifXTable walk; "
               f"set up in {time.monotonic() - t0:.1f}s")
 
-        exporter = Exporter(workdir, args.exporter_lookups)
+        exporter = Exporter(workdir, args.exporter_lookups, args.exporter_columns,
+                            args.exporter_max_repetitions)
+        print(f"exporter module: {args.exporter_columns} columns, labels "
+              f"{args.exporter_lookups}, max_repetitions {args.exporter_max_repetitions}")
         exporter.poll_all(targets, args.concurrency)  # warm-up
         poller = None
         if not args.no_monitord:
