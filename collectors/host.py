@@ -15,6 +15,8 @@ and, later, from remote servers polled over SNMP (HOST-RESOURCES / UCD):
 | host_nic_errors_total, host_nic_drops_total | nic | raw counters |
 | host_process_count | process | running processes matching an expected process |
 | host_port_listening | port, proto, address | 1 when something listens, else 0 |
+| host_clock_offset_seconds | | this clock minus the NTP server's (SNTP, when `ntp_server` is set) |
+| host_ntp_reachable | | 1 when the NTP server gave a usable answer, else 0 |
 
 One unreadable resource is logged and skipped; the rest of the poll goes on."""
 
@@ -112,10 +114,13 @@ class HostCollector:
     name = "host"
 
     def __init__(self, device: str | None = None, processes: Sequence[object] = (),
-                 ports: Sequence[object] = (), clock=time.monotonic) -> None:
+                 ports: Sequence[object] = (), clock=time.monotonic,
+                 ntp_server: str | None = None, ntp_timeout: float = 2.0) -> None:
         self.device = device or socket.gethostname()
         self.processes = _coerce_processes(processes)
         self.ports = _coerce_ports(ports)
+        self.ntp_server = ntp_server
+        self.ntp_timeout = ntp_timeout
         self._clock = clock
         self._nic_last: tuple[float, dict[str, tuple[int, int]]] | None = None
         psutil.cpu_percent(interval=None)  # prime: the first reading is since this call
@@ -124,7 +129,7 @@ class HostCollector:
     def poll(self, now: datetime) -> list[Sample]:
         samples: list[Sample] = []
         for part in (self._cpu_memory, self._disks, self._nics, self._process_samples,
-                     self._port_samples):
+                     self._port_samples, self._clock_samples):
             try:
                 samples.extend(part(now))
             except Exception as exc:  # one failing resource must not spoil the rest
@@ -241,6 +246,82 @@ class HostCollector:
         return samples
 
 
+    def _clock_samples(self, now: datetime) -> list[Sample]:
+        if not self.ntp_server:
+            return []
+        host, port = _ntp_host_port(self.ntp_server)
+        try:
+            offset = sntp_offset(host, port, self.ntp_timeout)
+        except (OSError, NtpError) as exc:  # unreachable or nonsense: no offset this time
+            log.warning("NTP query failed server=%s error=%s", self.ntp_server,
+                        exc if isinstance(exc, NtpError) else type(exc).__name__)
+            return [Sample(self.device, "host_ntp_reachable", 0.0, now)]
+        return [Sample(self.device, "host_ntp_reachable", 1.0, now),
+                Sample(self.device, "host_clock_offset_seconds", round(offset, 6), now)]
+
+
+# -- clock offset (SNTP, RFC 4330) ----------------------------------------------------------
+
+NTP_EPOCH = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+
+
+class NtpError(Exception):
+    """The server's answer is not a usable NTP reply (wrong size, mode, origin, stratum 0)."""
+
+
+def _ntp_host_port(server: str) -> tuple[str, int]:
+    if server.startswith("["):  # [v6]:port
+        host, _sep, port = server[1:].partition("]")
+        return host, int(port.lstrip(":") or 123)
+    if server.count(":") == 1:
+        host, port = server.split(":")
+        return host, int(port)
+    return server, 123
+
+
+def _to_ntp(seconds: float) -> bytes:
+    value = seconds + NTP_EPOCH
+    return int(value).to_bytes(4, "big") + int((value % 1) * 2**32).to_bytes(4, "big")
+
+
+def _from_ntp(raw: bytes) -> float:
+    return int.from_bytes(raw[:4], "big") - NTP_EPOCH + int.from_bytes(raw[4:8], "big") / 2**32
+
+
+def sntp_offset(host: str, port: int = 123, timeout: float = 2.0,
+                wall=time.time) -> float:
+    """Seconds this clock is AHEAD of the server's (negative: behind): one SNTP exchange,
+    offset = ((t2 - t1) + (t3 - t4)) / 2, sign flipped to read "ours minus theirs"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    infos = socket.getaddrinfo(host, port, family if ":" in host else 0, socket.SOCK_DGRAM)
+    family, _type, _proto, _name, address = infos[0]
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        t1 = wall()
+        transmit = _to_ntp(t1)
+        request = bytes([0x23]) + bytes(39) + transmit  # LI 0, version 4, mode 3 (client)
+        sock.sendto(request, address)
+        deadline = time.monotonic() + timeout
+        while True:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            reply, _peer = sock.recvfrom(512)
+            t4 = wall()
+            if len(reply) < 48:
+                raise NtpError(f"a reply of {len(reply)} bytes (48 expected)")
+            if reply[24:32] == transmit:
+                break  # a reply to another request (stray or spoofed) is ignored
+            if time.monotonic() >= deadline:
+                raise NtpError("no reply to our request")
+    mode, stratum = reply[0] & 0x07, reply[1]
+    if mode not in (4, 5):
+        raise NtpError(f"not a server reply (mode {mode})")
+    if stratum == 0 or stratum > 15:
+        raise NtpError(f"unsynchronised or kiss-of-death reply (stratum {stratum})")
+    t2, t3 = _from_ntp(reply[32:40]), _from_ntp(reply[40:48])
+    theirs_minus_ours = ((t2 - t1) + (t3 - t4)) / 2
+    return -theirs_minus_ours
+
+
 def listening_sockets() -> set[tuple[str, str, int]]:
     """(proto, local address, port) of every TCP LISTEN and bound UDP socket on this host."""
     found = set()
@@ -265,6 +346,7 @@ def run_host_check(settings: object | None = None, thresholds: object | None = N
 
     collector = HostCollector(device or getattr(settings, "device", None),
                               getattr(settings, "processes", ()) or (),
-                              getattr(settings, "ports", ()) or ())
+                              getattr(settings, "ports", ()) or (),
+                              ntp_server=getattr(settings, "ntp_server", None))
     time.sleep(max(sample_seconds, 0.0))
     return host_report(collector.poll(datetime.now(timezone.utc)), thresholds)

@@ -30,6 +30,7 @@ DEFAULTS: Mapping[str, float] = {
     "inodes_used_percent": 90.0,
     "nic_errors_per_second": 1.0,
     "disk_hours_to_full": 24.0,      # 0 turns the trend alarm off (the estimate stays evidence)
+    "clock_offset_seconds": 1.0,
     "disk_trend_window": 6 * 3600.0,  # seconds of samples the trend line is fitted to
     "disk_trend_min_samples": 5,
     "disk_trend_min_span": 600.0,    # seconds the samples must cover before a trend is trusted
@@ -50,6 +51,7 @@ class Rule:
     below: bool = False  # fires when the value is BELOW the threshold
     limit: float = 0.0
     limit_label: str = ""  # a label that overrides `limit` (host_process_count's min_count)
+    absolute: bool = False  # compare |value| (a clock may be ahead or behind)
 
 
 RULES = (
@@ -76,6 +78,10 @@ RULES = (
          "process", below=True, limit=1.0, limit_label="min_count"),
     Rule("host_port_listening", None, "port_not_listening", Severity.HIGH, Level.HIGH,
          N_("Nothing listens on port {subject} on {device}"), "port", below=True, limit=1.0),
+    Rule("host_clock_offset_seconds", "clock_offset_seconds", "clock_offset", Severity.MEDIUM,
+         Level.MEDIUM,
+         N_("The clock of {device} is {value:+.3f} s off the NTP server (threshold "
+            "{threshold:g} s)"), absolute=True),
 )
 _BY_METRIC = {rule.metric: rule for rule in RULES}
 DISK_FILLING = N_("Disk {subject} at {value:.0f}% on {device} will be full in about "
@@ -148,7 +154,8 @@ class HostThresholdDetector:
         key = (record.device, rule.metric, subject)
         track = self._tracks.setdefault(key, _Track())
         threshold = self._rule_threshold(rule, record)
-        breach = record.value < threshold if rule.below else record.value > threshold
+        value = abs(record.value) if rule.absolute else record.value
+        breach = value < threshold if rule.below else value > threshold
         extra: dict[str, Any] = {}
         if rule.kind == "disk_full":
             hours, slope = self._trend(track, record)
@@ -284,6 +291,9 @@ def host_report(samples: Iterable[Sample], thresholds: HostThresholds | Any | No
         "memory": {"percent": scalar.get("host_memory_percent"),
                    "available_bytes": scalar.get("host_memory_available_bytes")},
         "swap": {"percent": scalar.get("host_swap_percent")},
+        "clock": {"offset_seconds": scalar.get("host_clock_offset_seconds"),
+                  "ntp_reachable": None if "host_ntp_reachable" not in scalar
+                  else scalar["host_ntp_reachable"] >= 1},
         **listed,
         "findings": [finding_json(f) for f in findings],
     }

@@ -173,6 +173,7 @@ class HostCollectorSettings(CollectorSettings):
     device: Name | None = None
     processes: tuple[str, ...] = ()
     ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = ()
+    ntp_server: str | None = Field(None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,260}$")  # HOST[:PORT]
 
 
 class Collectors(Model):
@@ -189,6 +190,7 @@ class HostThresholds(Model):
     inodes_used_percent: float = Field(90.0, gt=0, le=100)
     nic_errors_per_second: float = Field(1.0, gt=0)
     disk_hours_to_full: float = Field(24.0, ge=0)  # 0 = no early warning from the trend
+    clock_offset_seconds: float = Field(1.0, gt=0)  # |offset| to collectors.host.ntp_server
     consecutive: int = Field(3, ge=1, le=100)
 
 

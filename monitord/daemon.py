@@ -104,7 +104,8 @@ class Daemon:
         jobs = []
         host = config.collectors.host
         if host.enabled:
-            jobs.append(RunningCollector(HostCollector(host.device, host.processes, host.ports),
+            jobs.append(RunningCollector(HostCollector(host.device, host.processes, host.ports,
+                                                       ntp_server=host.ntp_server),
                                          host, self.pipeline, self.metrics, self.clock,
                                          config.collectors.backoff_max))
         for check in config.checks:
