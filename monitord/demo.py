@@ -113,6 +113,10 @@ def _announce_and_run(path: Path, port: int, mailbox: Path, duration: float | No
     print(_("  metrics:   http://127.0.0.1:{port}/metrics").format(port=port))
     print(_("  incidents: monitord incidents list --config {path}").format(path=path))
     print(_("  The disk threshold is 1%, so a disk_full incident opens within about 15 seconds."))
+    print(_("  host and service: monitord check host --config {path}; the demo-portal check "
+            "watches http://127.0.0.1:{port}/healthz every 10 seconds "
+            "(monitord_host_* and monitord_service_check_* on /metrics)").format(
+                path=path, port=port))
     print(_("  tickets:   {folder} (a local mailbox); the ticket escalates PO -> KD -> KS "
             "every 20 seconds").format(folder=mailbox))
     print(_("  workflow:  monitord incidents show NUMBER --config {path}").format(path=path))
