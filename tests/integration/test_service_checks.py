@@ -89,9 +89,9 @@ def make_cert(directory: Path, name: str, days: int) -> tuple[Path, Path]:
 
 @pytest.fixture
 def https_servers(tmp_path: Path):
-    """name -> (port, cert path) for a certificate valid 10 days and one valid 400 days."""
+    """name -> (port, cert path) for certificates valid 5, 10 and 400 days."""
     servers, result = [], {}
-    for name, days in (("short", 10), ("long", 400)):
+    for name, days in (("five", 5), ("short", 10), ("long", 400)):
         cert, key = make_cert(tmp_path, name, days)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -424,3 +424,51 @@ def test_category_is_configurable_per_check():
                    "error": "timeout"})
     found = detector.observe(event)
     assert found and found[0].category is Category.OPERATING_SYSTEM
+
+
+def test_a_certificate_expiring_in_5_days_is_a_high_finding_from_the_cli(https_servers):
+    """The issue's peer: an HTTPS server whose certificate expires in 5 days, checked the way a
+    technician would (`monitord check service URL --json`); under tls_critical_days (7) the
+    finding is high. The CA file is the certificate itself, so only the expiry is wrong."""
+    import json
+
+    from tests.support import run_cli
+
+    port, cert = https_servers["five"]
+    result = run_cli("check", "service", f"https://localhost:{port}/", "--json",
+                     env={"SSL_CERT_FILE": str(cert)})
+    report = json.loads(result.stdout)
+    assert report["status"] == 200 and report["tls"]["days_left"] <= 5
+    assert report["tls"]["days_left"] > 4
+    [expiring] = [f for f in report["findings"] if f["kind"] == "tls_cert_expiring"]
+    assert expiring["severity"] == Severity.HIGH.value
+    assert expiring["evidence"]["days_left"] <= 5
+
+
+def test_a_name_added_to_etc_hosts_resolves_and_the_file_is_restored():
+    """A DNS check with no server uses the system resolver, so a name an office puts in
+    /etc/hosts is what it checks. The test adds one line and removes exactly that line."""
+    import os
+    import uuid
+
+    hosts = Path("/etc/hosts")
+    if not os.access(hosts, os.W_OK):
+        pytest.skip("/etc/hosts is not writable here")
+    name = f"portal-{uuid.uuid4().hex[:8]}.egov.test"
+    line = f"127.0.0.42 {name}  # monitord test, removed at once\n"
+    before = hosts.read_text()
+    try:
+        with hosts.open("a") as handle:
+            handle.write(("" if before.endswith("\n") else "\n") + line)
+        result = dns_check(name)
+        assert result.ok and result.answers == ("127.0.0.42",), result
+        report = run_service_check(name, "dns", {"expected": ["127.0.0.42"]})
+        assert report["ok"] is True and report["findings"] == []
+        wrong = run_service_check(name, "dns", {"expected": ["10.9.9.9"]})
+        assert wrong["ok"] is False
+        assert [f["kind"] for f in wrong["findings"]] == ["service_down"]
+    finally:
+        current = hosts.read_text()
+        hosts.write_text(current.replace(line, "").replace("\n" + line.rstrip("\n"), ""))
+    assert name not in hosts.read_text()
+    assert not dns_check(name).ok
