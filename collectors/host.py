@@ -15,6 +15,7 @@ and, later, from remote servers polled over SNMP (HOST-RESOURCES / UCD):
 | host_nic_errors_total, host_nic_drops_total | nic | raw counters |
 | host_process_count | process | running processes matching an expected process |
 | host_port_listening | port, proto, address | 1 when something listens, else 0 |
+| host_disk_io_errors_total | disk | I/O errors the kernel counted (SCSI/SATA `ioerr_cnt`, where visible) |
 | host_clock_offset_seconds | | this clock minus the NTP server's (SNTP, when `ntp_server` is set) |
 | host_ntp_reachable | | 1 when the NTP server gave a usable answer, else 0 |
 
@@ -28,6 +29,7 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import psutil
@@ -121,6 +123,7 @@ class HostCollector:
         self.ports = _coerce_ports(ports)
         self.ntp_server = ntp_server
         self.ntp_timeout = ntp_timeout
+        self.sys_block = Path("/sys/block")
         self._clock = clock
         self._nic_last: tuple[float, dict[str, tuple[int, int]]] | None = None
         psutil.cpu_percent(interval=None)  # prime: the first reading is since this call
@@ -129,7 +132,7 @@ class HostCollector:
     def poll(self, now: datetime) -> list[Sample]:
         samples: list[Sample] = []
         for part in (self._cpu_memory, self._disks, self._nics, self._process_samples,
-                     self._port_samples, self._clock_samples):
+                     self._port_samples, self._clock_samples, self._disk_error_samples):
             try:
                 samples.extend(part(now))
             except Exception as exc:  # one failing resource must not spoil the rest
@@ -245,6 +248,21 @@ class HostCollector:
                                   {"port": expected.label, "proto": expected.proto}))
         return samples
 
+
+    def _disk_error_samples(self, now: datetime) -> list[Sample]:
+        """The kernel's I/O error count per SCSI/SATA disk (`device/ioerr_cnt`, hexadecimal).
+        Virtual disks (virtio, NVMe) do not expose one: nothing is emitted for them."""
+        samples = []
+        for counter in sorted(self.sys_block.glob("*/device/ioerr_cnt")):
+            disk = counter.parent.parent.name
+            try:
+                value = int(counter.read_text().strip(), 0)
+            except (OSError, ValueError) as exc:  # unreadable or not a number: skip that disk
+                log.debug("ioerr_cnt unreadable disk=%s error=%s", disk, type(exc).__name__)
+                continue
+            samples.append(Sample(self.device, "host_disk_io_errors_total", float(value), now,
+                                  {"disk": disk}))
+        return samples
 
     def _clock_samples(self, now: datetime) -> list[Sample]:
         if not self.ntp_server:

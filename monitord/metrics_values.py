@@ -21,7 +21,8 @@ from monitord.records import Sample
 
 # sample prefix -> (exported prefix, labels the family may carry besides device)
 FAMILIES = {
-    "host_": ("monitord_host_", ("mount", "fstype", "nic", "process", "port", "proto")),
+    "host_": ("monitord_host_", ("mount", "fstype", "nic", "disk", "process", "port",
+                                 "proto")),
     "service_": ("monitord_service_check_", ("check", "kind")),
     "netconfig_": ("monitord_netconfig_", ()),
 }

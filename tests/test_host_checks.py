@@ -257,3 +257,20 @@ def test_host_report_is_pure_on_samples():
     assert report["disks"] == [{"mount": "/", "fstype": "ext4", "used_percent": 95.0,
                                 "inodes_used_percent": 3.0}]
     assert [f["kind"] for f in report["findings"]] == ["disk_full"]
+
+
+def test_disk_io_error_counters_where_the_kernel_shows_them(tmp_path):
+    """This VM's disks (virtio) have no `ioerr_cnt`, and a real I/O error cannot be made on
+    purpose, so the collector reads a directory shaped like /sys/block (the only stand-in in
+    these tests): a SCSI disk with 0x1f errors, one with an unreadable counter, one without."""
+    from monitord.collectors.host import HostCollector
+    for disk, text in (("sda", "0x1f\n"), ("sdb", "garbage"), ("vda", None)):
+        device = tmp_path / disk / "device"
+        device.mkdir(parents=True)
+        if text is not None:
+            (device / "ioerr_cnt").write_text(text)
+    collector = HostCollector("io-host")
+    collector.sys_block = tmp_path
+    samples = [s for s in collector.poll(datetime.now(timezone.utc))
+               if s.metric == "host_disk_io_errors_total"]
+    assert [(s.labels["disk"], s.value) for s in samples] == [("sda", 31.0)]
