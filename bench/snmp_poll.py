@@ -296,8 +296,13 @@ class MonitordFull:
     def poll_all(self) -> tuple[float, list[int]]:
         before = time.process_time()
         counts = self.loop.run_until_complete(self._all())
+        middle = time.process_time()
         self.exposition_bytes = len(self.generate_latest(self.registry))
         cpu = time.process_time() - before
+        n = len(self.collectors)
+        self.detail = (f"poll+detectors {(middle - before) * 1000 / n:.2f} ms, exposition "
+                       f"{(cpu - (middle - before)) * 1000 / n:.2f} ms "
+                       f"({self.exposition_bytes // n} bytes/device), findings {self.findings}")
         self.now += timedelta(seconds=60)
         return cpu, counts
 
@@ -391,7 +396,8 @@ def main() -> int:
                 raise SystemExit(f"monitord polls incomplete: {sorted(set(counts))}")
             mon_ms.append(cpu * 1000 / len(targets))
             print(f"round {r + 1} monitord: {_fmt(mon_ms[-1])} CPU/device, "
-                  f"{counts[0]} interfaces/device, wall {time.monotonic() - t:.1f}s")
+                  f"{counts[0]} interfaces/device, wall {time.monotonic() - t:.1f}s"
+                  + (f"; {poller.detail}" if getattr(poller, "detail", None) else ""))
         exporter.stop()
         exporter = None
         exp = statistics.median(exp_ms)
