@@ -110,8 +110,10 @@ class FloodDetector:
             count_into(v.sports, p.sport, 64)
         limit = self._limits[kind]
         if rate < limit:
-            if v.firing_since is not None and rate < limit / 4:
+            if rate < limit / 4:
                 v.firing_since = None
+                if len(v.ports) > 1:  # quiet again: an earlier scan's ports must not make a
+                    v.ports.clear()   # later single-port flood look like a scan
             return []
         if kind == "syn_flood" and len(v.sources) < 3 and len(v.ports) >= 20:
             return []  # one host, many ports: a scan, reported by port_scan

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from monitord import __version__, cli_web
+from monitord import __version__, cli_traffic, cli_web
 from monitord.config import DEFAULT_CONFIG_PATH, Config
 from monitord.config_loader import ConfigError, load_config
 from monitord.i18n import _, set_language
@@ -298,10 +298,12 @@ def cmd_workflows(args: argparse.Namespace) -> int:
 def cmd_analyze_pcap(args: argparse.Namespace) -> int:
     """The traffic detectors over a capture file, offline (the same detectors as the daemon)."""
     from monitord import render
-    from monitord.collectors.packets.analyze import analyze_pcap, finding_to_json
-    if args.config or args.config_global:
-        _load(args)  # the language; detector settings from the config come with live capture
-    result = analyze_pcap(args.file)
+    from monitord.collectors.packets.analyze import (analyze_pcap, finding_to_json,
+                                                     settings_from_config)
+    settings = None
+    if args.config or args.config_global:  # the language and detectors.traffic, as the daemon
+        settings = settings_from_config(_load(args).detectors.traffic)
+    result = analyze_pcap(args.file, settings)
     if result.stats.get("read", {}).get("error") and not result.stats["read"].get("packets"):
         raise UsageError(_("{file}: not a readable pcap or pcapng capture").format(file=args.file))
     findings = [finding_to_json(f) for f in result.findings]
@@ -484,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=_("run the traffic detectors over a capture file"))
     pcap.add_argument("file", metavar="FILE", help=_("a pcap or pcapng file"))
     pcap.set_defaults(func=cmd_analyze_pcap)
+    cli_traffic.register(sub, common, with_json)
 
     demo = sub.add_parser("demo", parents=[common],
                           help=_("run a demo that monitors this host with a low threshold"))

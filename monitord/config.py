@@ -176,8 +176,97 @@ class HostCollectorSettings(CollectorSettings):
     ntp_server: str | None = Field(None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,260}$")  # HOST[:PORT]
 
 
+# -- traffic capture and security detectors (issue 6) --------------------------------------------
+
+
+class CaptureSettings(Model):
+    """Live capture on one interface (AF_PACKET; the daemon needs CAP_NET_RAW and nothing else).
+    Off unless `enabled`. `bpf` is a kernel filter in tcpdump syntax, compiled once at start."""
+
+    enabled: bool = False
+    interface: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:@-]{1,15}$")
+    bpf: str = ""
+    promiscuous: bool = False
+    snaplen: int = Field(2048, ge=96, le=262144)
+    buffer_mb: int = Field(32, ge=1, le=1024)
+    stats_interval: Duration = timedelta(seconds=5)
+    top_talkers: int = Field(10, ge=0, le=100)
+    max_talkers: int = Field(10000, ge=10, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _interface_when_enabled(self) -> "CaptureSettings":
+        if self.enabled and not self.interface:
+            raise ValueError(_("an interface name (interface: eth0) when capture is enabled"))
+        if self.stats_interval.total_seconds() < 0.1:
+            raise ValueError(_("a stats_interval of at least 100ms"))
+        return self
+
+
+def _settings_model(name: str, settings_class: type) -> type[Model]:
+    """A config model with exactly the fields (and defaults) of a detector's settings dataclass,
+    so the defaults live in one place: the detector. Sets become lists, mappings dicts."""
+    import dataclasses
+    import typing
+    from pydantic import create_model
+
+    hints = typing.get_type_hints(settings_class)
+    fields: dict = {}
+    for f in dataclasses.fields(settings_class):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        hint = hints[f.name]
+        origin = typing.get_origin(hint)
+        if origin is frozenset:
+            fields[f.name] = (tuple[str, ...], tuple(sorted(default)))
+        elif origin is not None and "Mapping" in str(origin):
+            key, value = typing.get_args(hint)
+            fields[f.name] = (dict[key, value], dict(default))
+        elif hint is float:
+            fields[f.name] = (float, Field(default, ge=0))
+        elif hint is int:
+            fields[f.name] = (int, Field(default, ge=0))
+        else:
+            fields[f.name] = (hint, default)
+    return create_model(name, __base__=Model, **fields)
+
+
+def _traffic_models() -> dict[str, tuple[type, type[Model]]]:
+    from monitord.detectors.anomaly import AnomalySettings
+    from monitord.detectors.arp import ArpSettings, MacFloodSettings, NewDeviceSettings
+    from monitord.detectors.brute_force import BruteForceSettings
+    from monitord.detectors.dhcp import DhcpSettings
+    from monitord.detectors.dns_tunnel import DnsTunnelSettings
+    from monitord.detectors.flood import FloodSettings
+    from monitord.detectors.scan import ScanSettings
+
+    pairs = {"port_scan": ScanSettings, "flood": FloodSettings, "arp_spoof": ArpSettings,
+             "mac_flood": MacFloodSettings, "new_device": NewDeviceSettings,
+             "rogue_dhcp": DhcpSettings, "dns_tunnel": DnsTunnelSettings,
+             "brute_force": BruteForceSettings, "traffic_anomaly": AnomalySettings}
+    return {key: (cls, _settings_model(cls.__name__ + "Config", cls))
+            for key, cls in pairs.items()}
+
+
+TRAFFIC_DETECTOR_MODELS = _traffic_models()
+
+
+def _traffic_detectors_model() -> type[Model]:
+    from pydantic import create_model
+
+    fields: dict = {key: (model, model()) for key, (_cls, model) in
+                    TRAFFIC_DETECTOR_MODELS.items()}
+    # the NOC's own scanners and monitoring hosts (IPs or MACs): ignored by every detector
+    fields["allowlist"] = (tuple[str, ...], ())
+    return create_model("TrafficDetectors", __base__=Model, **fields)
+
+
+TrafficDetectors = _traffic_detectors_model()
+
+# -- end of traffic capture and security detectors (issue 6) -------------------------------------
+
+
 class Collectors(Model):
     host: HostCollectorSettings = HostCollectorSettings(interval=timedelta(seconds=30))
+    capture: CaptureSettings = CaptureSettings()
     backoff_max: Duration = timedelta(minutes=5)
 
 
@@ -298,6 +387,7 @@ class NetconfigDevice(Model):
 class Detectors(Model):
     host: HostThresholds = HostThresholds()
     services: ServiceThresholds = ServiceThresholds()
+    traffic: TrafficDetectors = TrafficDetectors()  # type: ignore[valid-type]
 
 
 class IncidentSettings(Model):

@@ -15,6 +15,8 @@ from monitord.clock import Clock, SystemClock
 from monitord.collectors.snmp.trap_service import reconfigure_traps, start_traps
 from monitord.collectors.host import HostCollector
 from monitord.collectors.netconfig.collector import NetconfigSetupError, build_collector
+from monitord.collectors.packets.live import CaptureError
+from monitord.collectors.packets.service import CaptureMetrics, TrafficCaptureService
 from monitord.collectors.services import ServiceCheckCollector
 from monitord.collectors.snmp.collector import SnmpMetrics, build_collectors as snmp_collectors
 from monitord.config import Config
@@ -181,6 +183,13 @@ class Daemon:
         self.pipeline = Pipeline(self.manager, self._detectors(self.config), self.metrics,
                                  self.config.queues.samples, self.config.queues.findings,
                                  self.config.incidents.batch_max)
+        self.capture = TrafficCaptureService(CaptureMetrics(self.metrics.registry),
+                                             lambda f: self.pipeline.submit(f, wait=False))
+        try:
+            self.capture.start(self.config, asyncio.get_running_loop())
+        except CaptureError as exc:
+            self.store.close()
+            raise StartupError(str(exc)) from None
         self.metrics.watch_store(self._open_counts)
         self.metrics.watch_workflows(self._workflow_counts)
         self.pipeline.start()
@@ -218,6 +227,7 @@ class Daemon:
         deadline = loop.time() + STOP_BUDGET_S
         self.notifier.stopping()
         log.info("stopping: finishing collector runs and committing findings in flight")
+        await asyncio.to_thread(self.capture.stop)
         await self.scheduler.stop(timeout=3.0)
         if self.traps is not None:
             self.traps.close()
@@ -315,6 +325,12 @@ class Daemon:
         self.scheduler.remove_collectors()
         for job in self._collectors(config):
             self.scheduler.add(job)
+        if self.capture.changed(config):  # detectors' learnt state restarts with the capture
+            await asyncio.to_thread(self.capture.stop)
+            try:
+                self.capture.start(config, asyncio.get_running_loop())
+            except CaptureError as exc:
+                log.error("capture not restarted: %s", exc)
         await asyncio.to_thread(self._sync_devices, config)
         reconfigure_traps(self.traps, config, self.config)
         self.config = config

@@ -22,6 +22,7 @@ from monitord.detectors.scan import PortScanDetector, ScanSettings
 from monitord.records import Finding
 
 __all__ = ["TrafficSettings", "AnalysisResult", "FoldedFinding", "build_detectors",
+           "settings_from_config", "fold_findings",
            "analyze_pcap", "analyze_packets", "finding_to_json"]
 
 
@@ -38,6 +39,37 @@ class TrafficSettings:
     dns_tunnel: DnsTunnelSettings = field(default_factory=DnsTunnelSettings)
     brute_force: BruteForceSettings = field(default_factory=BruteForceSettings)
     anomaly: AnomalySettings = field(default_factory=AnomalySettings)
+
+
+def settings_from_config(traffic: Any) -> TrafficSettings:
+    """`detectors.traffic` of the configuration -> the detectors' settings. The section-wide
+    `allowlist` (the NOC's own scanners and monitoring hosts) joins every detector's own."""
+    from dataclasses import fields as dc_fields
+    from types import MappingProxyType
+
+    from monitord.config import TRAFFIC_DETECTOR_MODELS
+
+    common = frozenset(a.lower() for a in traffic.allowlist)
+    built: dict[str, Any] = {}
+    attr = {"port_scan": "scan", "flood": "flood", "arp_spoof": "arp", "mac_flood": "mac_flood",
+            "new_device": "new_device", "rogue_dhcp": "dhcp", "dns_tunnel": "dns_tunnel",
+            "brute_force": "brute_force", "traffic_anomaly": "anomaly"}
+    for key, (cls, _model) in TRAFFIC_DETECTOR_MODELS.items():
+        section = getattr(traffic, key)
+        values: dict[str, Any] = {}
+        for f in dc_fields(cls):
+            value = getattr(section, f.name)
+            if isinstance(value, tuple):
+                value = frozenset(v.lower() for v in value)
+                if f.name == "allowlist":
+                    value = value | common
+            elif isinstance(value, dict):
+                lower = f.name == "gateways"  # ip -> MAC; MACs compare lower-case
+                value = MappingProxyType({k: v.lower() if lower else v
+                                          for k, v in value.items()})
+            values[f.name] = value
+        built[attr[key]] = cls(**values)
+    return TrafficSettings(**built)
 
 
 def build_detectors(settings: TrafficSettings | None = None) -> list[Any]:
@@ -62,6 +94,12 @@ class FoldedFinding:
 class AnalysisResult:
     findings: list[FoldedFinding]
     stats: dict[str, Any]
+
+
+def fold_findings(folded: dict[str, FoldedFinding], findings: Iterable[Finding],
+                  final: bool = False) -> None:
+    """Fold findings into `folded` by dedup_key, as `analyze-pcap` reports them."""
+    _fold(folded, findings, final)
 
 
 def _fold(folded: dict[str, FoldedFinding], findings: Iterable[Finding],
@@ -99,6 +137,7 @@ def analyze_packets(packets: Iterable[Packet], settings: TrafficSettings | None 
 
 def analyze_pcap(path: Union[str, PathLike], settings: TrafficSettings | None = None
                  ) -> AnalysisResult:
+    """Read, decode and detect over one file; findings folded by dedup_key, oldest first."""
     rstats, dstats = ReadStats(), DecodeStats()
 
     def packets() -> Iterable[Packet]:
