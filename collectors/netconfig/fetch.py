@@ -107,8 +107,8 @@ def connect_params(target: SshTarget) -> dict:
         "timeout": target.timeout, "session_log": None, "ssh_config_file": None,
         "system_host_keys": False, "alt_host_keys": False, "fast_cli": True,
     }
-    if target.private_key is not None:
-        params.update(use_keys=True, pkey=_pkey(target.private_key))
+    if target.private_key is not None:  # a key object: netmiko's use_keys wants a key file
+        params.update(pkey=_pkey(target.private_key))
     return params
 
 
@@ -161,7 +161,7 @@ def fetch(target: SshTarget) -> FetchResult:
     except (ConnectionError, OSError) as exc:
         return failed(UNREACHABLE, f"{target.host}:{target.port}: "
                                    f"{getattr(exc, 'strerror', None) or type(exc).__name__}")
-    except (paramiko.SSHException, EOFError) as exc:
+    except (paramiko.SSHException, EOFError, ValueError) as exc:
         return failed(SSH_ERROR, f"SSH error: {type(exc).__name__} {exc}")
     try:
         try:

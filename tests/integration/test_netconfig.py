@@ -12,6 +12,7 @@ type `linux`, whose "running configuration" is a file the test rewrites.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -225,3 +226,33 @@ def test_unknown_command_and_refused_port_are_clear_findings(peer, sqlite_url: s
                          ("netconfig_unreachable", "cleared", "cat " + str(peer.running_conf))]
     finally:
         store.close()
+
+
+def test_login_with_a_private_key_from_the_credential_store(peer, tmp_path: Path):
+    """An ssh credential with `private_key` (the key text, as the credential store holds it):
+    the user's authorized_keys has the public half; no password is given."""
+    import pwd
+    import subprocess
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    user = pwd.getpwnam(peer.username)
+    ssh_dir = Path(user.pw_dir) / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    peer.write_config(BASE_CONFIG)
+    target = SshTarget("sw-lab", "linux", peer.address, 22, peer.username, None,
+                       Secret(key.read_text()), f"cat {peer.running_conf}", (), 10.0)
+    result = fetch(target)
+    assert result.ok, result
+    assert result.config == BASE_CONFIG.rstrip("\n")
+    wrong = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    refused = fetch(SshTarget("sw-lab", "linux", peer.address, 22, peer.username, None,
+                              Secret(wrong.read_text()), f"cat {peer.running_conf}", (), 10.0))
+    assert not refused.ok and refused.reason == "auth_failed"
+    garbage = fetch(SshTarget("sw-lab", "linux", peer.address, 22, peer.username, None,
+                              Secret("not a key at all"), f"cat {peer.running_conf}", (), 10.0))
+    assert not garbage.ok and garbage.reason == "auth_failed" and "private key" in garbage.error
