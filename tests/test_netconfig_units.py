@@ -104,3 +104,34 @@ def test_value_gauges_keep_allowed_labels_only_and_cap_series():
     gauges.observe(Sample("srv", "host_nic_errors_per_second", 0.0, T0, {"nic": f"n{i}"})
                    for i in range(SERIES_CAP + 10))
     assert gauges.dropped == 12  # two series existed before
+
+
+def test_bad_netconfig_entries_name_file_line_key_and_expectation():
+    from monitord.config_loader import ConfigError, parse_config_text
+    text = """\
+sites: [{name: hq}]
+credentials:
+  ssh1: {type: ssh, username: noc, password: {env: X}}
+devices:
+  - {name: r1, address: 10.0.0.1, site: hq, kind: router, ssh_credential: ssh1}
+  - {name: r2, address: 10.0.0.2, site: hq, kind: router}
+netconfig:
+  - {device: r1, device_type: cisco_ios}
+  - {device: r2, device_type: cisco_ios}
+  - {device: r9, device_type: cisco_ios}
+  - {device: r1, device_type: linux}
+  - {device: r1, device_type: cisco_ios_telnet}
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(text, "nc.yaml")
+    problems = [str(p) for p in caught.value.problems]
+    assert any(p.startswith("nc.yaml:9: netconfig[1].device") and "ssh_credential" in p
+               for p in problems), problems
+    assert any(p.startswith("nc.yaml:10: netconfig[2].device") and "r1, r2" in p
+               for p in problems), problems
+    assert any(p.startswith("nc.yaml:11: netconfig[3]") and "config_command" in p
+               for p in problems), problems
+    assert any(p.startswith("nc.yaml:12: netconfig[4].device_type") for p in problems), problems
+    assert len(problems) == 4
+    good = parse_config_text(text.split("  - {device: r2")[0], "nc.yaml")
+    assert good.netconfig[0].command == "show running-config"

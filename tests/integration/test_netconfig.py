@@ -130,6 +130,9 @@ netconfig:
         incident = changed[0]
         assert incident.device == "sw-lab" and incident.category == "network_security"
         assert incident.severity == "high" and incident.status == "open"
+        # through the SOP: network security belongs to the IPL division's DKI ladder
+        assert (incident.division, incident.workflow) == ("IPL", "dki-jakarta-2013")
+        assert incident.step is not None
         diff = incident.evidence["diff"]
         assert "- ip address 10.0.0.1/24" in diff and "+ ip address 10.0.0.9/24" in diff
         assert "+username admin password ***" in diff
