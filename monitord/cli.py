@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from monitord import __version__, cli_traffic, cli_web
+from monitord import __version__, cli_api, cli_traffic, cli_web
 from monitord.config import DEFAULT_CONFIG_PATH, Config
 from monitord.config_loader import ConfigError, load_config
 from monitord.i18n import _, set_language
@@ -461,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     people_sub.add_parser("list", parents=[common, with_json], help=_("list people"))
     people.set_defaults(func=cmd_people)
     cli_web.register(people_sub, common)
+    cli_api.register(sub, common, with_json)
 
     workflows = sub.add_parser("workflows", parents=[common], help=_("the loaded SOP workflows"))
     wf_sub = workflows.add_subparsers(dest="workflows_command", required=True, metavar="ACTION")

@@ -271,3 +271,21 @@ class TopologyHoldRow(Base):
     finding: Mapped[dict[str, Any]] = mapped_column(JSON)
     held_until: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime]
+# -- JSON API (issue 8, migration 0007_api_tokens) ------------------------------------------
+
+
+class ApiTokenRow(Base):
+    """An API token of a person or an integration (itself a person of the directory with its
+    role). Only the SHA-256 of the token is stored: tokens are 256 random bits, so a plain
+    hash is enough and a copy of the database authenticates nobody. Revoked rows stay, for
+    the audit trail; a name is unique among the tokens not revoked (so "glpi" can be
+    rotated: revoke, then create again)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    person: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
