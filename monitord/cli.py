@@ -167,6 +167,7 @@ def cmd_incident_change(args: argparse.Namespace) -> int:
                     impact=Level(args.impact), urgency=Level(args.urgency), officer=officer),
                     _now(None))
                 result = report_result(incident)
+                result["status_url"] = cli_web.status_link(session, config, incident)
             elif args.incidents_command == "act":
                 incident = repo.get_incident(session, args.number)
                 if incident is None:

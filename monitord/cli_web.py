@@ -49,3 +49,16 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     print(_("password set for {name}; their open desk sessions have ended").format(
         name=args.name))
     return 0
+
+
+def status_link(session, config, incident) -> str:
+    """The reporter's status link for a report recorded at the terminal, as the desk's
+    receipt gives it (token hash stored, link e-mailed to the reporter in the same
+    transaction)."""
+    from datetime import datetime, timezone
+
+    from monitord.web import status
+    session.flush()
+    public_url = config.web.public_url or f"http://{config.http.listen}"
+    token = status.issue(session, config, incident, datetime.now(timezone.utc), public_url)
+    return status.link(public_url, incident.number, token)

@@ -455,3 +455,46 @@ def test_set_password_reads_stdin_and_stores_an_argon2_hash(tmp_path):
 def run_cli(*args: str, input_text: str) -> subprocess.CompletedProcess:
     return subprocess.run([*MONITORD, *args], input=input_text, capture_output=True, text=True,
                           timeout=60)
+
+
+def test_sessions_expire_and_login_never_redirects_off_the_desk(desk):
+    c, response = login(desk, "agus")
+    assert c.get("/incidents").status_code == 200
+    desk["clock"].advance(desk["config"].web.session_ttl.total_seconds() + 1)
+    assert c.get("/incidents").status_code == 303  # expired on the server
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        fresh = client(desk)
+        token = csrf_of(fresh.get("/login").text)
+        answer = fresh.post("/login", data={"name": "agus", "password": PASSWORD,
+                                            "csrf": token, "next": target})
+        assert answer.status_code == 303 and answer.headers["location"] == "/incidents"
+
+
+def test_anonymous_language_choice_and_secure_cookies_behind_an_https_proxy(desk):
+    c = client(desk)
+    token = csrf_of(c.get("/login").text)
+    assert c.post("/language", data={"csrf": token, "language": "id", "next": "/login"}
+                  ).status_code == 303
+    assert "Masuk ke desk" in c.get("/login").text
+    proxied = client(desk, "10.0.0.254")  # http.trusted_proxies
+    page = proxied.get("/login", headers={"x-forwarded-proto": "https"})
+    assert "secure" in page.headers["set-cookie"].lower()
+    direct = client(desk, "192.0.2.77")  # not a proxy: its header is not believed
+    page = direct.get("/login", headers={"x-forwarded-proto": "https"})
+    assert "secure" not in page.headers["set-cookie"].lower()
+
+
+def test_a_report_from_the_cli_gets_a_working_status_link(desk):
+    from monitord.cli_web import status_link
+    from monitord.incidents.workflow.engine import Report, load_engine
+    from monitord.records import Category
+    engine = load_engine(desk["config"])
+    with desk["store"].sessions() as session, session.begin():
+        row = engine.open_report(session, Report(
+            category=Category.NETWORK, place="Lobi", reporter_name="Bu Sri", agency="",
+            phone="", email="", description="printer"), desk["clock"].now())
+        link = status_link(session, desk["config"], row)
+        number = row.number
+    path = link.split("127.0.0.1:9", 1)[1]
+    page = client(desk).get(path)
+    assert page.status_code == 200 and number in page.text

@@ -95,6 +95,14 @@ class WebContext:
                                    request.headers.get("x-forwarded-for"),
                                    self.config().http.trusted_proxies)
 
+    def secure(self, request: Request) -> bool:
+        """HTTPS to the browser: directly, or at a configured proxy that says so."""
+        if request.url.scheme == "https":
+            return True
+        peer = request.client.host if request.client else ""
+        return request.headers.get("x-forwarded-proto", "").lower() == "https" and \
+            auth.is_trusted_proxy(peer, self.config().http.trusted_proxies)
+
     async def identify(self, request: Request) -> "Visit":
         """Who is asking (from the session cookie), in which language, with which CSRF
         token. Cached on the request; the API helper may call it for cookie sessions."""
@@ -165,7 +173,7 @@ def _finish(request: Request, response: Response, ctx: WebContext) -> Response:
     visit: Visit | None = getattr(request.state, "visit", None)
     if visit is None:
         return response
-    secure = request.url.scheme == "https"
+    secure = ctx.secure(request)
     if visit.set_prelogin:
         response.set_cookie(auth.PRELOGIN_COOKIE, visit.set_prelogin, httponly=True,
                             samesite="strict", secure=secure, path="/")
@@ -291,7 +299,7 @@ def _auth_routes(ctx: WebContext) -> list[BaseRoute]:
                           error=_("Wrong name or password."))
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(auth.SESSION_COOKIE, cookie, httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https", path="/",
+                            secure=ctx.secure(request), path="/",
                             max_age=int(config.web.session_ttl.total_seconds()))
         response.delete_cookie(auth.PRELOGIN_COOKIE, path="/")
         request.state.visit.set_prelogin = None

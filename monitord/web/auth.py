@@ -219,19 +219,19 @@ def client_address(peer: str | None, forwarded_for: str | None,
     proxy (http.trusted_proxies); then the right-most address that is not itself a trusted
     proxy is the client (the left part of the header is whatever the client wrote)."""
     address = peer or "unknown"
-    if not forwarded_for or not trusted_proxies or not _trusted(address, trusted_proxies):
+    if not forwarded_for or not is_trusted_proxy(address, trusted_proxies):
         return address
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
         try:
             ipaddress.ip_address(hop)
         except ValueError:
             return address  # garbage in the header: fall back to the proxy itself
-        if not _trusted(hop, trusted_proxies):
+        if not is_trusted_proxy(hop, trusted_proxies):
             return hop
     return address
 
 
-def _trusted(address: str, proxies: Sequence[str]) -> bool:
+def is_trusted_proxy(address: str, proxies: Sequence[str]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

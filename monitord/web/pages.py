@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -110,6 +110,13 @@ def may_view(principal: Principal, row: IncidentRow) -> bool:
         or principal.division == row.division
 
 
+def my_steps(engine, principal: Principal) -> dict[str, list[str]]:
+    """workflow -> the steps whose acting role the person holds (their queue)."""
+    return {name: [step for step, spec in workflow.steps.items()
+                   if spec.role and spec.role in principal.roles]
+            for name, workflow in engine.workflows.items()}
+
+
 def queue_rows(session: Session, engine, principal: Principal, flt: QueueFilter,
                now: datetime, due_soon) -> list[dict[str, Any]]:
     query = select(IncidentRow)
@@ -126,6 +133,13 @@ def queue_rows(session: Session, engine, principal: Principal, flt: QueueFilter,
         query = query.where(or_(*(column.ilike(like, escape="\\") for column in (
             IncidentRow.number, IncidentRow.summary, IncidentRow.device,
             IncidentRow.location, IncidentRow.reporter_name))))
+    if flt.scope == "mine":  # in SQL, so the limit applies to my queue, not to everything
+        mine = [and_(IncidentRow.workflow == name, IncidentRow.step.in_(steps))
+                for name, steps in my_steps(engine, principal).items()]
+        query = query.where(or_(*mine) if mine else false())
+    if principal.division and not principal.office_wide:
+        query = query.where(or_(IncidentRow.division.is_(None),
+                                IncidentRow.division == principal.division))
     column = SORTS[flt.sort]
     ordering = column.asc() if flt.order == "asc" else column.desc()
     query = query.order_by(ordering.nulls_last(), IncidentRow.id.desc()).limit(QUEUE_LIMIT)
