@@ -8,6 +8,7 @@ install:
 	scripts/bootstrap.sh
 
 demo: install
+	-scripts/snmpsim.sh  # the simulated switches and UPS; the demo runs without them too
 	.venv/bin/monitord demo --data-dir $(DATA_DIR) $(if $(DURATION),--duration $(DURATION))
 
 test:

@@ -50,9 +50,10 @@ _POLICY: Mapping[str, tuple[Category, Severity, Level, Level, str]] = {
                         DEVICE_REBOOTED),
     "snmp_auth_failure": (Category.NETWORK_SECURITY, Severity.MEDIUM, Level.LOW, Level.MEDIUM,
                           AUTH_FAILURE),
-    "ups_on_battery": (Category.NETWORK, Severity.HIGH, Level.HIGH, Level.HIGH,
+    # the UPS kinds in the category the polling detector (detectors/ups.py) gives them
+    "ups_on_battery": (Category.SERVER, Severity.HIGH, Level.HIGH, Level.HIGH,
                        UPS_ON_BATTERY),
-    "ups_battery_low": (Category.NETWORK, Severity.CRITICAL, Level.HIGH, Level.HIGH,
+    "ups_battery_low": (Category.SERVER, Severity.CRITICAL, Level.HIGH, Level.HIGH,
                         UPS_BATTERY_LOW),
 }
 

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from monitord.daemon import run_daemon
+from monitord.demo_snmp import SimulatedDevices
 from monitord.i18n import _
 
 DEFAULT_PORT = 9877
@@ -23,7 +24,7 @@ def free_port(preferred: int = DEFAULT_PORT) -> int:
     raise OSError("no free port on 127.0.0.1")
 
 
-def write_demo_config(data_dir: Path, port: int, smtp_port: int) -> Path:
+def write_demo_config(data_dir: Path, port: int, smtp_port: int, extra: str = "") -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     bundled = resources.files("monitord.bundled")
     (data_dir / "demo-fast-ladder.yaml").write_text(
@@ -32,7 +33,7 @@ def write_demo_config(data_dir: Path, port: int, smtp_port: int) -> Path:
     path = data_dir / "monitord.yaml"
     path.write_text(template.replace("@DATA_DIR@", str(data_dir.resolve()))
                     .replace("@SMTP_PORT@", str(smtp_port))
-                    .replace("@PORT@", str(port)), encoding="utf-8")
+                    .replace("@PORT@", str(port)) + extra, encoding="utf-8")
     return path
 
 
@@ -93,14 +94,26 @@ def set_demo_passwords(path: Path) -> list[tuple[str, str, str]]:
 
 def run_demo(data_dir: Path, duration: float | None) -> int:
     port = free_port()
-    with Mailbox(data_dir / "mailbox") as mailbox:
-        path = write_demo_config(data_dir, port, mailbox.port)
+    with Mailbox(data_dir / "mailbox") as mailbox, SimulatedDevices(data_dir) as simulated:
+        path = write_demo_config(data_dir, port, mailbox.port, simulated.config_block())
         people = set_demo_passwords(path)
-        return _announce_and_run(path, port, mailbox.folder, duration, people)
+        return _announce_and_run(path, port, mailbox.folder, duration, people,
+                                 simulated=simulated)
+
+
+def _announce_simulated(simulated: SimulatedDevices) -> None:
+    if simulated.running:
+        print(_("  simulated: switches sw-lantai1, sw-lantai2 and UPS ups-ruang-server (snmpsim "
+                "on 127.0.0.1:{port}); the UPS is on battery and a sw-lantai2 port is down, so "
+                "ups_on_battery and interface_down incidents open at the first poll").format(
+                    port=simulated.port))
+    else:
+        print(_("  simulated: no SNMP devices: {reason}").format(reason=simulated.reason))
 
 
 def _announce_and_run(path: Path, port: int, mailbox: Path, duration: float | None,
-                      people: list[tuple[str, str, str]] = ()) -> int:
+                      people: list[tuple[str, str, str]] = (),
+                      simulated: SimulatedDevices | None = None) -> int:
     print(_("monitord demo: configuration written to {path}").format(path=path))
     print(_("  web desk:  http://127.0.0.1:{port}/login  (log in as one of these people)")
           .format(port=port))
@@ -120,6 +133,8 @@ def _announce_and_run(path: Path, port: int, mailbox: Path, duration: float | No
     print(_("  tickets:   {folder} (a local mailbox); the ticket escalates PO -> KD -> KS "
             "every 20 seconds").format(folder=mailbox))
     print(_("  workflow:  monitord incidents show NUMBER --config {path}").format(path=path))
+    if simulated is not None:
+        _announce_simulated(simulated)
     if duration:
         print(_("  Stopping after {seconds:g} seconds.").format(seconds=duration))
     else:
