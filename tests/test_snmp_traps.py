@@ -319,3 +319,22 @@ traps:
     assert any(s.startswith("monitord.yaml:6: traps.credentials") and "'noc-ssh'" in s
                and "SNMP credential" in s for s in shown), shown
     assert any("'nope'" in s for s in shown), shown
+
+
+def test_v3_engine_id_outside_5_to_32_bytes_is_malformed_not_an_error():
+    """Found by snmp-bench's fuzz: a known user from a trusted address with a 4-byte engine ID
+    made pysnmp raise inside the receiver (counted as "error")."""
+    rx, metrics = receiver(make_config(sw_address="10.177.1.2"))  # a trusted source
+    data = bytes.fromhex(
+        "3081a90201033011020474ab4b73020300ffe3040107020103043e303c0404d0cd5ca902010102010204"
+        "0a696e666f726d757365720418a7192fa8c928a63b9a6011f35294a86f19292cd784c3dac30408a78487"
+        "c8ed339ead045116fecd26790732bed747d036009543056b31ff6edbfedd8a9eadee6f19f2cfec3b7776"
+        "30a476368f6b168ccc9df5ac1ce8bd0b441cc9ac0a85b4cff8a313ab6317ddce35c185e8eac743480b83"
+        "fa2f1f05")
+    assert rx.handle_datagram(data, ("10.177.1.2", 162)).outcome == "malformed"
+    assert metrics.decode_errors.labels("bad_engine_id")._value.get() == 1
+    # the same header with our user name reaches learn() if the length check were missing
+    mine = data.replace(b"\x04\x0ainformuser", b"\x04\x08noc-trap").replace(
+        b"\x04\x3e\x30\x3c", b"\x04\x3c\x30\x3a").replace(b"\x30\x81\xa9", b"\x30\x81\xa7")
+    assert rx.handle_datagram(mine, ("10.177.1.2", 162)).outcome == "malformed"
+    assert metrics.received.labels("error")._value.get() == 0

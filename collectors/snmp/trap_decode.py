@@ -297,7 +297,9 @@ def decode_v3_header(data: bytes) -> V3Header:
     b_start, b_stop = _expect(data, e_stop, u_stop, INTEGER)
     t_start, t_stop = _expect(data, b_stop, u_stop, INTEGER)
     n_start, n_stop = _expect(data, t_stop, u_stop, OCTET_STRING)
-    if e_stop - e_start > 32 or n_stop - n_start > 32:
+    if 0 < e_stop - e_start < 5 or e_stop - e_start > 32:  # RFC 3411 SnmpEngineID; empty
+        raise TrapDecodeError("bad_engine_id")              # only in discovery
+    if n_stop - n_start > 32:
         raise TrapDecodeError("bad_v3_header")
     _integer(data, b_start, b_stop), _integer(data, t_start, t_stop)
     return V3Header(bytes(data[e_start:e_stop]), bytes(data[n_start:n_stop]),

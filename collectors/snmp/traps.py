@@ -339,7 +339,11 @@ class TrapReceiver:
         if self._v3 is None:  # discovery probe with no user, and no v3 configured
             return TrapResult("unknown_user")
         if user is not None and header.engine_id:
-            self._v3.learn(trusted.device, user, header.engine_id)
+            try:
+                self._v3.learn(trusted.device, user, header.engine_id)
+            except Exception as exc:  # pysnmp refused the engine ID: the datagram is bad
+                log.debug("SNMPv3 engine ID refused error=%s", type(exc).__name__)
+                raise TrapDecodeError("bad_engine_id") from None
         try:
             received, sent = self._v3.receive(data, source)
         except Exception as exc:  # pyasn1 raises more than its own errors on bad input
