@@ -1,19 +1,25 @@
 """Every PromQL expression in the Grafana dashboards, against a real Prometheus scraping a real
-daemon that runs the demo's configuration.
+daemon that runs the demo's configuration plus real peers for the parts the demo leaves out.
 
 * The daemon is `monitord run` on the configuration `monitord demo` writes (host collector with
-  the 1% disk threshold, the fast DKI ladder so SLA breaches happen within a minute, the local
-  mailbox), plus one webhook channel pointing at a closed port on loopback: that office's GLPI
-  "is down", so tickets wait in the outbox and the outbox lag panels have something to show.
-  Two findings are posted through `POST /api/v1/findings` (one security, one network), the way
-  an agent would, so the security and network incident panels have series.
+  the 1% disk threshold, the demo-portal service check, the fast DKI ladder so SLA breaches
+  happen within a minute, the local mailbox), plus:
+  - SNMP polling of two recorded devices served by snmpsim on loopback (an APC Smart-UPS and a
+    Cisco 3560 from ../shared/snmprec) and of one device that does not answer (a closed UDP
+    port), for the interface, UPS and devices-down panels;
+  - live capture on `lo` (root has CAP_NET_RAW), with a bounded connect scan of 40 closed
+    loopback ports and one truncated IPv4 frame, for the traffic panels;
+  - a webhook channel pointing at a closed loopback port: that office's GLPI "is down", so
+    tickets wait in the outbox and the outbox lag panels have something to show;
+  - two findings posted through `POST /api/v1/findings` (one security, one network) the way
+    an agent would, one API request without a token and one failed desk login.
 * Debian's /usr/bin/prometheus scrapes it every second. Each dashboard expression (Grafana's
   variables replaced by what Grafana sends: `$instance` by its All value `.*`, `$__range` and
   `$__rate_interval` by durations) is sent to /api/v1/query: it must parse, return at least one
-  series, and every `monitord_*` metric it names must exist in Prometheus (so an `or vector(0)`
-  could not hide a misspelt name).
-* `PENDING` lists the expressions whose metrics come from collectors that are not on main yet
-  (SNMP poller, traffic capture), each with the reason: they must still parse.
+  series, and every `monitord_*` metric it names must have a series in Prometheus (so an
+  `or vector(0)` cannot hide a misspelt name).
+* `PENDING` would list expressions whose metrics come from collectors not on main yet, each
+  with the reason; they must still parse.
 
 Skipped only when the Prometheus binary is not installed.
 """
@@ -47,33 +53,8 @@ WAIT_S = 120.0
 # Grafana's built-in variables, as Grafana would send them for a 1-hour view.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 
-_SNMP = "the SNMP poller's metrics (snmp-poll helper, issue 5) are not on main yet"
-_TRAFFIC = "the live traffic capture's metrics (traffic helper, issue 6) are not on main yet"
-PENDING: dict[str, str] = {
-    'sum(1 - max by (instance, device) (monitord_snmp_device_up{instance=~".*"}))': _SNMP,
-    '100 * 8 * rate(monitord_snmp_interface_in_octets_total{instance=~".*"}[1m]) / on '
-    '(instance, device, interface) group_left monitord_snmp_interface_speed_bps'
-    '{instance=~".*"} > 0': _SNMP,
-    '100 * 8 * rate(monitord_snmp_interface_out_octets_total{instance=~".*"}[1m]) / on '
-    '(instance, device, interface) group_left monitord_snmp_interface_speed_bps'
-    '{instance=~".*"} > 0': _SNMP,
-    'sum by (device, interface) (rate(monitord_snmp_interface_in_errors_total'
-    '{instance=~".*"}[1m]) + rate(monitord_snmp_interface_out_errors_total'
-    '{instance=~".*"}[1m]))': _SNMP,
-    'sum by (device, interface) (rate(monitord_snmp_interface_in_discards_total'
-    '{instance=~".*"}[1m]) + rate(monitord_snmp_interface_out_discards_total'
-    '{instance=~".*"}[1m]))': _SNMP,
-    'monitord_snmp_interface_admin_up{instance=~".*"} == 1 unless on (instance, device, '
-    'interface) monitord_snmp_interface_oper_up{instance=~".*"} == 1': _SNMP,
-    'monitord_snmp_ups_battery_charge_percent{instance=~".*"}': _SNMP,
-    'monitord_snmp_ups_runtime_seconds{instance=~".*"}': _SNMP,
-    'histogram_quantile(0.95, sum by (le, device) (rate('
-    'monitord_snmp_poll_duration_seconds_bucket{instance=~".*"}[1m])))': _SNMP,
-    'topk(10, sum by (address) (monitord_traffic_top_talker_bytes{instance=~".*"}))': _TRAFFIC,
-    'sum by (protocol) (rate(monitord_traffic_packets_total{instance=~".*"}[1m]))': _TRAFFIC,
-    'sum(rate(monitord_traffic_kernel_drops_total{instance=~".*"}[1m]))': _TRAFFIC,
-    'sum(rate(monitord_traffic_decode_errors_total{instance=~".*"}[1m]))': _TRAFFIC,
-}
+# Nothing pending: every collector the dashboards read has landed and runs in this test.
+PENDING: dict[str, str] = {}
 
 pytestmark = pytest.mark.slow
 
@@ -135,29 +116,112 @@ def test_dashboards_are_well_formed_and_shipped():
     assert not stale, f"PENDING lists expressions no dashboard has any more: {stale}"
 
 
+# snmpsim answers to the recording's name as the community.
+SIM_DEVICES = {"ups-sim": ("apc_smx750", "ups"), "sw-sim": ("ios_c3560", "switch")}
+
+
 @pytest.fixture(scope="module")
-def demo_daemon(tmp_path_factory):
+def snmp_agent(tmp_path_factory):
+    from tests.snmp_support import start_snmpsim
+    agent = start_snmpsim(tmp_path_factory.mktemp("grafana-snmpsim"))
+    yield agent
+    agent.stop()
+
+
+def _demo_plus(config: dict, snmp_port: int, dead_port: int, closed_port: int) -> dict:
+    """The demo's configuration plus SNMP devices, live capture on lo and a webhook that
+    cannot be reached."""
+    site = config["sites"][0]["name"]
+    config["credentials"] = {f"{name}-community": {"type": "snmp_v2c", "community": {
+        "env": f"MONITORD_TEST_{name.upper().replace('-', '_')}"}} for name in SIM_DEVICES}
+    config["devices"] = [
+        {"name": name, "address": "127.0.0.1", "site": site, "kind": kind,
+         "credential": f"{name}-community", "snmp_port": snmp_port}
+        for name, (_recording, kind) in SIM_DEVICES.items()]
+    config["devices"].append({"name": "gone-sw", "address": "127.0.0.1", "site": site,
+                              "kind": "switch", "credential": "sw-sim-community",
+                              "snmp_port": dead_port})
+    config["snmp"] = {"enabled": True, "interval": "2s", "jitter": "0s", "timeout": "500ms",
+                      "retries": 0}
+    config["collectors"]["capture"] = {"enabled": True, "interface": "lo",
+                                       "stats_interval": "1s"}
+    config["notifications"]["channels"].append(
+        {"name": "glpi-down", "type": "webhook",
+         "url": f"http://127.0.0.1:{closed_port}/hook", "timeout": "1s"})
+    return config
+
+
+def _loopback_scan(ports: int = 40) -> None:
+    """A bounded connect scan of closed loopback ports: each refused at once (RST)."""
+    import socket
+    tried = 0
+    for port in range(1, 65536):
+        if tried >= ports:
+            break
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            try:
+                if sock.connect_ex(("127.0.0.1", 40000 + port)) != 0:
+                    tried += 1
+            except OSError:
+                tried += 1
+
+
+def _truncated_frame() -> None:
+    """One Ethernet frame on lo that claims IPv4 but carries 8 bytes: the decoder must count
+    it as malformed and skip it."""
+    import socket
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind(("lo", 0))
+        sock.send(b"\x00" * 12 + b"\x08\x00" + b"\x45\x00\x00\x30" + b"\x00" * 4)
+
+
+def _failed_login(daemon: DaemonProcess) -> None:
+    import http.cookiejar
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(daemon.url("/login"), timeout=10).read().decode()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"name": "sari", "password": "not her password",
+                                   "csrf": csrf, "next": "/incidents"}).encode()
+    try:
+        opener.open(daemon.url("/login"), data=form, timeout=10)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401, exc.code
+
+
+@pytest.fixture(scope="module")
+def demo_daemon(tmp_path_factory, snmp_agent):
     from monitord.demo import Mailbox, write_demo_config
+    from tests.snmp_support import free_udp_port
 
     folder = tmp_path_factory.mktemp("grafana-demo")
     port = free_port()
     closed_port = free_port()  # nothing listens there: the webhook's tickets stay pending
     with Mailbox(folder / "mailbox") as mailbox:
         path = write_demo_config(folder, port, mailbox.port)
-        config = yaml.safe_load(path.read_text("utf-8"))
-        config["notifications"]["channels"].append(
-            {"name": "glpi-down", "type": "webhook",
-             "url": f"http://127.0.0.1:{closed_port}/hook", "timeout": "1s"})
+        config = _demo_plus(yaml.safe_load(path.read_text("utf-8")), snmp_agent.port,
+                            free_udp_port(), closed_port)
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        daemon = DaemonProcess(path, port, folder / "monitord.log")
+        env = {f"MONITORD_TEST_{name.upper().replace('-', '_')}": recording
+               for name, (recording, _kind) in SIM_DEVICES.items()}
+        daemon = DaemonProcess(path, port, folder / "monitord.log", env=env)
         try:
             daemon.start()
             reply = daemon.post_findings([
                 finding("grafana-scan", kind="port_scan", category="network_security",
                         severity="high", device=None, summary="port scan from 10.9.9.9"),
                 finding("grafana-link", kind="interface_down", category="network",
-                        severity="high")])
+                        severity="high", device="sw-sim")])
             assert [r["action"] for r in reply["results"]] == ["opened", "opened"], reply
+            time.sleep(1.5)  # the capture socket is open once the daemon answers; be sure
+            _loopback_scan()
+            _truncated_frame()
+            try:
+                daemon.get("/api/v1/me")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+            _failed_login(daemon)
             yield daemon
             returncode = daemon.stop()
         finally:
