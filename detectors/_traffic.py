@@ -36,11 +36,15 @@ class BoundedTable(Generic[V]):
     """A dict with a capacity and a TTL. `touch(key, now, factory)` returns the entry (creating
     it), marks it most recent; the oldest entries go first when full or idle past the TTL."""
 
-    __slots__ = ("cap", "ttl", "_d", "_last", "evictions", "expired", "_ops")
+    __slots__ = ("cap", "ttl", "grain", "_d", "_last", "evictions", "expired", "_ops")
 
     def __init__(self, cap: int, ttl: float) -> None:
         self.cap = max(1, int(cap))
         self.ttl = float(ttl)
+        # An entry touched again within `grain` seconds keeps its place and time: recency is
+        # exact to 1% of the TTL (at most a second), and the busiest keys (a host sending
+        # thousands of packets a second) cost one dict lookup instead of a reorder and a store.
+        self.grain = min(1.0, self.ttl / 100.0)
         self._d: OrderedDict[Hashable, V] = OrderedDict()
         self._last: dict[Hashable, float] = {}
         self.evictions = 0
@@ -70,6 +74,9 @@ class BoundedTable(Generic[V]):
                 self._last.pop(old, None)
                 self.evictions += 1
         else:
+            last = self._last
+            if now - last.get(key, 0.0) < self.grain:
+                return value
             d.move_to_end(key)
         self._last[key] = now
         self._ops += 1

@@ -49,6 +49,7 @@ class TrafficAnomalyDetector:
         self.settings = s = settings or AnomalySettings()
         self.clock = Clock()
         self.hosts: BoundedTable[_Baseline] = BoundedTable(s.max_hosts, s.host_ttl_s)
+        self._interface: _Baseline | None = None
         self.emitter = Emitter(s.repeat_s)
 
     def state_sizes(self) -> dict[str, dict[str, int]]:
@@ -56,14 +57,21 @@ class TrafficAnomalyDetector:
 
     def observe(self, p: Packet) -> list[Finding]:
         now = self.clock.advance(p.ts)
+        interval = self.settings.interval_s
         out: list[Finding] = []
-        for host in ("*", p.dst_ip):
-            if host is None or host in self.settings.allowlist:
-                continue
-            b = self.hosts.touch(host, now, lambda: _Baseline(now))
-            if now - b.start >= self.settings.interval_s:
-                out.extend(self._close(host, b, now))
-            b.cur += p.length
+        b = self._interface  # the interface as a whole: one baseline, kept out of the table
+        if b is None:
+            b = self._interface = _Baseline(now)
+        if now - b.start >= interval:
+            out = self._close("*", b, now)
+        b.cur += p.length
+        host = p.dst_ip
+        if host is None or host in self.settings.allowlist:
+            return out
+        b = self.hosts.touch(host, now, lambda: _Baseline(now))
+        if now - b.start >= interval:
+            out = out + self._close(host, b, now)
+        b.cur += p.length
         return out
 
     def _close(self, host: str, b: _Baseline, now: float) -> list[Finding]:

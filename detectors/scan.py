@@ -151,39 +151,59 @@ class PortScanDetector:
 
     # -- probes --------------------------------------------------------------------------------
     def _probe(self, p: Packet, now: float, ptype: str, l4: str) -> list[Finding]:
+        # The hot path of a spoofed flood (every packet a new source): plain comparisons and
+        # inlined set/dict updates instead of min()/max()/helper calls.
         s = self.settings
         ts = p.ts
+        src, dst, dport = p.src_ip, p.dst_ip, p.dport
         out: list[Finding] = []
-        v = self.vertical.touch((p.src_ip, p.dst_ip), now, lambda: _Vertical(ts))
-        if now - v.start > s.vertical_window_s and len(v.ports) < s.vertical_min_ports:
+        v = self.vertical.touch((src, dst), now, lambda: _Vertical(ts))
+        ports = v.ports
+        if now - v.start > s.vertical_window_s and len(ports) < s.vertical_min_ports:
             v.start = ts
-            v.ports.clear()
+            ports.clear()
             v.types.clear()
             v.acks = 0
         v.probes += 1
-        v.first = min(v.first, ts)
-        v.last = max(v.last, ts)
-        bounded_add(v.ports, p.dport, s.max_items)
-        count_into(v.types, ptype, 8)
-        if len(v.ports) >= s.vertical_min_ports:
-            key = f"port_scan:{p.src_ip}:{p.dst_ip}"
+        if ts < v.first:
+            v.first = ts
+        if ts > v.last:
+            v.last = ts
+        if dport not in ports and len(ports) < s.max_items:
+            ports.add(dport)
+        types = v.types
+        if ptype in types:
+            types[ptype] += 1
+        elif len(types) < 8:
+            types[ptype] = 1
+        if len(ports) >= s.vertical_min_ports:
+            key = f"port_scan:{src}:{dst}"
             if self.emitter.due(key, now):
-                out.append(self._vertical_finding(p.src_ip, p.dst_ip, v, l4))  # type: ignore[arg-type]
+                out.append(self._vertical_finding(src, dst, v, l4))  # type: ignore[arg-type]
 
-        h = self.horizontal.touch((p.src_ip, l4, p.dport), now, lambda: _Horizontal(ts))
+        h = self.horizontal.touch((src, l4, dport), now, lambda: _Horizontal(ts))
         h.probes += 1
-        h.first = min(h.first, ts)
-        h.last = max(h.last, ts)
-        if p.dst_ip not in h.hosts and len(h.hosts) < s.max_items:
-            h.hosts[p.dst_ip] = ts  # type: ignore[index]
-        count_into(h.types, ptype, 8)
-        if len(h.hosts) >= s.horizontal_min_hosts:
-            out.extend(self._check_horizontal(p.src_ip, l4, p.dport, h, now))  # type: ignore[arg-type]
+        if ts < h.first:
+            h.first = ts
+        if ts > h.last:
+            h.last = ts
+        hosts = h.hosts
+        if dst not in hosts and len(hosts) < s.max_items:
+            hosts[dst] = ts  # type: ignore[index]
+        types = h.types
+        if ptype in types:
+            types[ptype] += 1
+        elif len(types) < 8:
+            types[ptype] = 1
+        if len(hosts) >= s.horizontal_min_hosts:
+            out.extend(self._check_horizontal(src, l4, dport, h, now))  # type: ignore[arg-type]
         return out
 
     def _check_horizontal(self, src: str, l4: str, port: int, h: _Horizontal,
                           now: float, force: bool = False) -> list[Finding]:
         s = self.settings
+        if len(h.hosts) - len(h.answered) < s.horizontal_min_hosts:
+            return []  # cheap bound: the unanswered are at most the hosts not answered
         limit = now - s.answer_grace_s
         failed = [host for host, t in h.hosts.items() if t <= limit and host not in h.answered]
         if len(failed) < s.horizontal_min_hosts:

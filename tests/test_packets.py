@@ -165,3 +165,30 @@ def test_decode_malformed_returns_none_and_counts():
     kept = decode(1.0, bad_dns, 1, st)  # UDP header fine, DNS broken: L4 kept, dns None
     assert kept is not None and kept.dns is None and kept.dport == 53
     assert st.malformed == 3 and st.app_errors >= 1
+
+
+def test_detectors_never_change_a_packet():
+    """Packet is a plain (not frozen) slots dataclass for speed; detectors must only read it."""
+    import dataclasses
+
+    from monitord.collectors.packets.analyze import build_detectors
+    from monitord.collectors.packets.decode import decode as _decode
+    from monitord.collectors.packets.pcapfile import read_packets as _read
+    from tests.support import shared_dir
+
+    files = sorted((shared_dir() / "pcaps").glob("*.pcap*"))
+    if not files:
+        pytest.skip("shared captures not found")
+    observers = [d.observe for d in build_detectors()]
+    checked = 0
+    for f in files:
+        for ts, lt, frame in list(_read(f))[:400]:
+            p = _decode(ts, frame, lt)
+            if p is None:
+                continue
+            before = dataclasses.astuple(p)
+            for observe in observers:
+                observe(p)
+            assert dataclasses.astuple(p) == before, f"a detector changed a packet of {f.name}"
+            checked += 1
+    assert checked > 2000
