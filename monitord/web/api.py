@@ -340,8 +340,8 @@ ENDPOINTS = (
              "Incidents the caller may see, newest first (the CLI's `incidents list --json`).",
              DESK_ROLES),
     Endpoint("post", "/incidents", "reportIncident",
-             "Record a person's report (Form HD-01); answers like `incidents report --json`, "
-             "plus the reporter's status link.", REPORT_ROLES, 201),
+             "Record a person's report (Form HD-01); answers like `incidents report --json` "
+             "(with the reporter's status link).", REPORT_ROLES, 201),
     Endpoint("get", "/incidents/{number}", "showIncident",
              "One incident (the CLI's `incidents show --json`).", DESK_ROLES),
     Endpoint("post", "/incidents/{number}/actions", "actOnIncident",
