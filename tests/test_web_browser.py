@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from monitord.config_loader import load_config
+from monitord.incidents.store import open_store
+from monitord.web.auth import set_password
 from tests.support import MONITORD, DaemonProcess, finding, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +25,7 @@ OUT = ROOT / "test-output" / "desk"
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "desk-test-passphrase"
 HOSTILE = ("<script>alert(1)</script>", "\"><img src=x onerror=alert(2)>", "{{7*7}}")
+HOSTILE_IFNAMES = ("{{7*7}}", "\"><b>x")
 PEOPLE = """
 people:
   - {name: sari, full_name: Sari Help Desk, roles: [HD]}
@@ -34,15 +39,51 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
+def snmp_agent():
+    """A real snmpd in a namespace whose interface is named by hostile text (Linux allows
+    `{{7*7}}` and `"><b>` as interface names; snmpd reports them as ifName/ifDescr)."""
+    from tests.snmpd_ns import SnmpdNamespace, snmpd_ns_skip_reason
+    if snmpd_ns_skip_reason() is not None:
+        yield None
+        return
+    agent = SnmpdNamespace(interfaces=4, community="desk-c0mmunity")
+    agent.create()
+    try:  # renamed before snmpd starts, so its interface table has the new names
+        for old, new in (("p1", HOSTILE_IFNAMES[0]), ("p2", HOSTILE_IFNAMES[1])):
+            agent.exec("ip", "link", "set", "dev", old, "down")
+            agent.exec("ip", "link", "set", "dev", old, "name", new)
+            agent.exec("ip", "link", "set", "dev", new, "up")
+        agent.start()
+        yield agent
+    finally:
+        agent.destroy()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, snmp_agent):
     directory = tmp_path_factory.mktemp("desk-browser")
     config, port = write_config(directory, f"sqlite:///{directory}/monitord.db", PEOPLE)
-    for name in ("sari", "budi", "rina", "agus", "dewi"):
-        result = subprocess.run([*MONITORD, "people", "set-password", name, "--config",
-                                 str(config)], input=PASSWORD + "\n", capture_output=True,
-                                text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-    process = DaemonProcess(config, port, directory / "daemon.log").start()
+    env = {}
+    if snmp_agent is not None:
+        text = config.read_text().replace("devices:\n", (
+            "devices:\n"
+            f"  - {{name: snmp-sw, address: {snmp_agent.address}, site: hq, kind: switch,"
+            " credential: desk-v2}\n"), 1)
+        text += ("credentials:\n  desk-v2: {type: snmp_v2c, community: {env: DESK_COMMUNITY}}\n"
+                 "snmp: {interval: 1s, jitter: 0s, timeout: 0.5s, retries: 0}\n")
+        config.write_text(text)
+        env["DESK_COMMUNITY"] = snmp_agent.community
+    # one password through the real command (it migrates the store), the others directly
+    result = subprocess.run([*MONITORD, "people", "set-password", "sari", "--config",
+                             str(config)], input=PASSWORD + "\n", capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    store = open_store(load_config(config).storage)
+    with store.sessions() as session, session.begin():
+        for name in ("budi", "rina", "agus", "dewi"):
+            set_password(session, name, PASSWORD, datetime.now(timezone.utc))
+    store.close()
+    process = DaemonProcess(config, port, directory / "daemon.log", env=env).start()
     process.post_findings([finding(
         "if:core-rtr:Gi0/9", summary=f"Gi0/9 down {HOSTILE[0]}", subject=HOSTILE[1],
         evidence={"sysDescr": f"RouterOS {HOSTILE[0]}", "ifAlias": HOSTILE[1],
@@ -191,4 +232,32 @@ def test_hostile_device_text_opens_no_dialog_on_any_page(daemon, browser):
                  "/incidents?sort=%22%3E%3Cimg%20src=x%20onerror=alert(2)%3E"):
         dewi.goto(path)
     dewi.page.wait_for_timeout(300)  # give any injected handler its chance to fire
+    assert dialogs == []
+
+
+def test_hostile_interface_names_from_a_real_snmpd_show_literally(daemon, browser, snmp_agent):
+    """A real agent, a real poll: the interface named `{{7*7}}` loses carrier, its
+    interface_down incident reaches the desk and the name shows as written."""
+    if snmp_agent is None:
+        pytest.skip("the snmpd namespace harness cannot run here")
+    import time
+    dialogs: list[str] = []
+    snmp_agent.exec("ip", "link", "set", "dev", "q1", "down")  # {{7*7}} loses carrier
+    snmp_agent.exec("ip", "link", "set", "dev", "q2", "down")
+    dewi = Desk(browser, daemon, dialogs).login("dewi")
+    deadline = time.monotonic() + 30
+    while True:
+        dewi.goto("/incidents?scope=office&status=all&q=snmp-sw")
+        rows = dewi.page.locator("#queue tr", has_text="snmp-sw")
+        if rows.count() >= 2:
+            break
+        assert time.monotonic() < deadline, daemon.log()[-3000:]
+        dewi.page.wait_for_timeout(500)
+    text = dewi.page.locator("#queue").inner_text()
+    assert "Interface {{7*7}} on snmp-sw is down" in text
+    assert 'Interface "><b>x on snmp-sw is down' in text
+    assert dewi.page.locator("#queue b").count() == 0  # not markup
+    dewi.shot("13-queue-snmp-hostile-ifnames")
+    dewi.page.locator("#queue a", has_text="").first.click()
+    dewi.page.wait_for_url("**/incidents/*")
     assert dialogs == []
