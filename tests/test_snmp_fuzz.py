@@ -6,10 +6,12 @@ v1/v2c/v3 requests, responses, reports, traps and informs. Mutations: tests/snmp
 
 - `test_a_million_mutated_messages`: MONITORD_SNMP_FUZZ_MESSAGES (default 1,000,000) messages,
   split over up to 2 worker processes, each through `decode_message` (only `BerError` may come
-  out) and through `SnmpTransport._received`, the function the poller's socket calls for every
-  datagram: zero other exceptions, and its decode-error count (what the metric
-  `monitord_snmp_decode_errors_total` is fed from) equals the number of messages the decoder
-  rejected, exactly.
+  out), through `SnmpTransport._received` (what the poller's socket calls for every datagram)
+  and through `TrapReceiver.handle_datagram` (the trap socket's whole path, pysnmp USM for v3):
+  zero exceptions; `monitord_snmp_decode_errors_total` equals the number of messages the
+  decoder rejected, exactly; every trap outcome is counted in `monitord_snmp_traps_total` and
+  every malformed one in `monitord_snmp_trap_decode_errors_total`; no "error" outcome (the
+  receiver's catch-all for bugs).
 - hypothesis: well-formed messages built by an encoder written here (not the one under test)
   decode to exactly what was encoded; the same messages with one structural fault either decode
   or raise `BerError`.
@@ -61,16 +63,64 @@ def test_seeds_are_real_v1_v2c_and_v3_traffic():
 
 
 # ---- the million -------------------------------------------------------------------------
+# The trap receiver trusts the captured agent's address with the capture's credentials, so
+# mutated v1/v2c traps reach the community check and mutated v3 ones reach pysnmp's USM
+# (authentication, decryption) instead of stopping at "unknown source".
+AGENT = "10.177.1.2"
+TRAP_USERS = (("trapuser", "trapauth-0123456", "trappriv-0123456"),
+              ("informuser", "trapauth-0123456", "trappriv-0123456"))
+
+
+def _trap_receiver():
+    from datetime import datetime, timezone
+
+    from prometheus_client import CollectorRegistry
+
+    from monitord.collectors.snmp.traps import TrapMetrics, TrapReceiver, TrapSource, V3User
+
+    users = tuple(V3User(u, u, "sha256", a, "aes", p) for u, a, p in TRAP_USERS)
+    sources = {AGENT: TrapSource("fuzz-agent", frozenset({b"public"}), users)}
+    registry = CollectorRegistry()
+    receiver = TrapReceiver(sources, TrapMetrics(registry),
+                            lambda: datetime(2026, 12, 6, tzinfo=timezone.utc))
+    return receiver, registry
+
+
+def _samples(registry, name: str) -> dict[str, float]:
+    """{label value: count} of one labelled counter (its *_total samples)."""
+    out: dict[str, float] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == f"{name}_total":
+                out[next(iter(sample.labels.values()), "")] = sample.value
+    return out
+
+
 def fuzz_worker(index: int, count: int) -> dict:
-    """One worker's share: its own deterministic stream, counted outcomes, the first failures
-    (exception type, traceback, input hex) for the report."""
+    """One worker's share: its own deterministic stream through the decoder, the poller's
+    receive path (with the real decode-error metric) and the trap receiver; counted outcomes,
+    and the first failures (traceback, input hex) for the report."""
+    import logging
+
+    from prometheus_client import CollectorRegistry
+
+    from monitord.collectors.snmp.collector import SnmpMetrics
+
+    logging.getLogger("monitord").setLevel(logging.CRITICAL)  # 10^6 "trap dropped" lines
     mutator = Mutator(read_seeds(), random.Random(f"{SEED}-{index}"))
-    transport = SnmpTransport(on_decode_error=None)
+    poll_registry = CollectorRegistry()
+    poll_metrics = SnmpMetrics(poll_registry)
+    transport = SnmpTransport(on_decode_error=poll_metrics.decode_errors.inc)
+    receiver, trap_registry = _trap_receiver()
     reasons: collections.Counter = collections.Counter()
+    outcomes: collections.Counter = collections.Counter()
     failures: list[str] = []
     decoded = rejected = 0
-    addr = ("10.177.0.2", 161)
+    addr = (AGENT, 161)
     receive = transport._received
+    handle = receiver.handle_datagram
+    rng = random.Random(f"{SEED}-{index}-source")
+    cpu_start = time.process_time()
     for _ in range(count):
         data = mutator.one()
         try:
@@ -87,9 +137,28 @@ def fuzz_worker(index: int, count: int) -> dict:
         except Exception:  # noqa: BLE001
             if len(failures) < 10:
                 failures.append(f"_received({data.hex()}):\n{traceback.format_exc()}")
-    return {"decoded": decoded, "rejected": rejected, "reasons": dict(reasons),
+        source = (AGENT, 162) if rng.random() < 0.97 else ("10.177.1.66", 162)
+        try:
+            result = handle(data, source)
+            outcomes[result.outcome] += 1
+            if result.outcome == "error" and len(failures) < 15:
+                try:  # the receiver swallowed it: get the traceback for the report
+                    receiver._handle(data, source)
+                    failures.append(f"handle_datagram({data.hex()}) -> error (not again)")
+                except Exception:  # noqa: BLE001
+                    failures.append(f"handle_datagram({data.hex()}) -> error:\n"
+                                    f"{traceback.format_exc()}")
+        except Exception:  # noqa: BLE001
+            if len(failures) < 15:
+                failures.append(f"handle_datagram({data.hex()}):\n{traceback.format_exc()}")
+    return {"cpu_s": time.process_time() - cpu_start,
+            "decoded": decoded, "rejected": rejected, "reasons": dict(reasons),
             "failures": failures, "transport_decode_errors": transport.decode_errors,
-            "transport_unmatched": transport.unmatched}
+            "transport_unmatched": transport.unmatched,
+            "decode_metric": poll_metrics.decode_errors._value.get(),
+            "trap_outcomes": dict(outcomes),
+            "trap_outcome_metric": _samples(trap_registry, "monitord_snmp_traps"),
+            "trap_decode_metric": _samples(trap_registry, "monitord_snmp_trap_decode_errors")}
 
 
 @pytest.mark.slow
@@ -108,15 +177,37 @@ def test_a_million_mutated_messages():
     # The poller's receive path counted every rejected datagram, and nothing else.
     assert sum(r["transport_decode_errors"] for r in results) == rejected
     assert sum(r["transport_unmatched"] for r in results) == decoded
+    # ... and the metric the daemon exports for it says the same.
+    assert sum(r["decode_metric"] for r in results) == rejected
+    # The trap receiver answered every datagram with an outcome, counted each one in
+    # monitord_snmp_traps_total{outcome}, and counted every malformed one in
+    # monitord_snmp_trap_decode_errors_total. "error" is the receiver's catch-all for an
+    # exception that is not a decode error (a bug): there must be none.
+    outcomes: collections.Counter = collections.Counter()
+    outcome_metric: collections.Counter = collections.Counter()
+    decode_metric = 0.0
+    for r in results:
+        outcomes.update(r["trap_outcomes"])
+        outcome_metric.update(r["trap_outcome_metric"])
+        decode_metric += sum(r["trap_decode_metric"].values())
+    assert sum(outcomes.values()) == MESSAGES
+    assert {k: v for k, v in outcome_metric.items() if v} == dict(outcomes)
+    assert outcomes["error"] == 0, outcomes
+    assert decode_metric == outcomes["malformed"]
+    # Mutants reach every stage of the receiver, v3 included.
+    for stage in ("accepted", "malformed", "bad_community", "unknown_source", "unknown_user",
+                  "v3_rejected"):
+        assert outcomes[stage] > 0, (stage, outcomes)
     reasons: collections.Counter = collections.Counter()
     for r in results:
         reasons.update(r["reasons"])
     # The mutations reach deep: many distinct rejections, and some messages still decode.
     assert len(reasons) >= 20, reasons
     assert decoded >= MESSAGES // 100
-    print(f"\n{MESSAGES} messages in {elapsed:.1f}s on {WORKERS} processes: "
+    cpu = sum(r["cpu_s"] for r in results)
+    print(f"\n{MESSAGES} messages in {elapsed:.1f}s ({cpu:.1f}s CPU) on {WORKERS} processes: "
           f"{decoded} decoded, {rejected} rejected, {len(reasons)} distinct reasons; "
-          f"top: {reasons.most_common(5)}")
+          f"top: {reasons.most_common(5)}; trap receiver: {dict(outcomes)}")
 
 
 # ---- structure-aware hypothesis cases ----------------------------------------------------
