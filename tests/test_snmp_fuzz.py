@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 
 from monitord.collectors.snmp import ber
 from monitord.collectors.snmp.ber import BerError, decode_message
-from monitord.collectors.snmp.transport import SnmpTransport, Target, V2Session
+from monitord.collectors.snmp.transport import SnmpTransport
 from tests.snmp_fuzz_lib import SEED_PCAP, Mutator, encode, read_seeds
 
 MESSAGES = int(os.environ.get("MONITORD_SNMP_FUZZ_MESSAGES", "1000000"))
@@ -322,15 +322,20 @@ def test_seed_file_exists_where_the_readme_says():
 
 
 # ---- polling a real agent while garbage arrives ---------------------------------------------
-IF_DESCR = ber.oid_to_bytes("1.3.6.1.2.1.2.2.1.2")
-IF_OPER = ber.oid_to_bytes("1.3.6.1.2.1.2.2.1.8")
-IF_IN_OCTETS = ber.oid_to_bytes("1.3.6.1.2.1.2.2.1.10")
-IF_NAME = ber.oid_to_bytes("1.3.6.1.2.1.31.1.1.1.1")
 GARBAGE = 20_000
 
 
 @pytest.mark.slow
 def test_garbage_on_the_poller_socket_does_not_disturb_polling():
+    """The daemon's own collector polls a real snmpd while 20,000 mutated datagrams arrive on
+    its shared socket: every poll is complete and identical, and every datagram is counted
+    (monitord_snmp_decode_errors_total, or unmatched)."""
+    from datetime import datetime, timedelta, timezone
+
+    from prometheus_client import CollectorRegistry
+
+    from monitord.collectors.snmp.collector import (POLL_EVENT, SnmpCollector, SnmpMetrics,
+                                                    shared_transport, v2_factory)
     from tests.snmpd_ns import SnmpdNamespace, cleanup_stale, snmpd_ns_skip_reason
 
     reason = snmpd_ns_skip_reason()
@@ -348,19 +353,35 @@ def test_garbage_on_the_poller_socket_does_not_disturb_polling():
             expected_errors += 1
 
     with SnmpdNamespace(interfaces=12, community="fuzz-public") as agent:
-        target = Target(host=agent.address, community=b"fuzz-public", version=ber.VERSION_2C,
-                        timeout=2.0, retries=1)
+        metrics = SnmpMetrics(CollectorRegistry())
+        collector = SnmpCollector("fuzz-agent", v2_factory(agent.address, 161, "fuzz-public",
+                                                           ber.VERSION_2C, 2.0, 1, 200),
+                                  ["system", "if-mib"], metrics=metrics)
+        start = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+
+        def view(records) -> tuple:
+            event = next(r for r in records if getattr(r, "kind", None) == POLL_EVENT)
+            result = event.fields["result"]
+            assert result.ok, result.reason
+            return tuple((i.if_index, i.if_name, i.admin_status, i.oper_status, i.speed_bps)
+                         for i in result.interfaces)
 
         async def scenario() -> tuple[list, int, int, int]:
-            transport = SnmpTransport()
-            session = V2Session(transport, target)
-            columns = [IF_DESCR, IF_OPER, IF_NAME, IF_IN_OCTETS]
-            baseline = await session.walk(columns)
+            polls = 0
+
+            async def poll() -> tuple:
+                nonlocal polls
+                polls += 1
+                return view(await collector.poll(start + timedelta(seconds=polls)))
+
+            baseline = await poll()
+            transport = shared_transport(metrics)
             sock = transport._transports[socket.AF_INET].get_extra_info("socket")
             port = sock.getsockname()[1]
             blaster = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             blaster.setblocking(False)
             sent = 0
+            before = transport.decode_errors + transport.unmatched
 
             async def blast() -> None:
                 # Batches of 50, each sent only when the previous one has been counted: the
@@ -371,31 +392,26 @@ def test_garbage_on_the_poller_socket_does_not_disturb_polling():
                         blaster.sendto(g, ("127.0.0.1", port))
                         sent += 1
                     deadline = time.monotonic() + 5
-                    while transport.decode_errors + transport.unmatched < sent:
+                    while transport.decode_errors + transport.unmatched - before < sent:
                         assert time.monotonic() < deadline, "garbage datagrams were lost"
                         await asyncio.sleep(0.001)
 
-            walks = []
+            views = [baseline]
             task = asyncio.create_task(blast())
             while not task.done():
-                walks.append(await session.walk(columns))
+                views.append(await poll())
             await task
-            walks.append(await session.walk(columns))
-            await asyncio.sleep(0.5)  # the last datagrams reach the protocol
+            views.append(await poll())
             blaster.close()
-            errors, unmatched = transport.decode_errors, transport.unmatched
-            transport.close()
-            return [baseline, *walks], sent, errors, unmatched
+            return views, sent, transport.unmatched, polls
 
-        walks, sent, errors, unmatched = asyncio.run(scenario())
-    baseline = walks[0]
-    assert len(baseline[IF_DESCR]) == 12 + 2  # 12 interfaces + lo + uplink
-    assert len(walks) >= 3, "the blast finished before a walk could overlap it"
-    for w in walks[1:]:
-        assert w[IF_DESCR] == baseline[IF_DESCR]
-        assert w[IF_NAME] == baseline[IF_NAME]
-        assert w[IF_OPER] == baseline[IF_OPER]
-        assert set(w[IF_IN_OCTETS]) == set(baseline[IF_IN_OCTETS])
+        views, sent, unmatched, polls = asyncio.run(scenario())
+    baseline = views[0]
+    assert len(baseline) == 12 + 2  # 12 interfaces + lo + uplink
+    assert {i[1] for i in baseline} == {"lo", agent.uplink, *agent.interface_names}
+    assert polls >= 3, "the blast finished before a poll could overlap it"
+    for v in views[1:]:
+        assert v == baseline
     assert sent == len(garbage)
-    assert errors == expected_errors
+    assert metrics.decode_errors._value.get() == expected_errors
     assert unmatched == len(garbage) - expected_errors
