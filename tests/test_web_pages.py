@@ -498,3 +498,28 @@ def test_a_report_from_the_cli_gets_a_working_status_link(desk):
     path = link.split("127.0.0.1:9", 1)[1]
     page = client(desk).get(path)
     assert page.status_code == 200 and number in page.text
+
+
+def test_sorting_by_an_allow_listed_column_orders_the_rows(desk, people):
+    c = people["dewi"]
+    from monitord.incidents.workflow.engine import Report, load_engine
+    from monitord.records import Category, Level
+    engine = load_engine(desk["config"])
+    with desk["store"].sessions() as session, session.begin():
+        for level in (Level.HIGH, Level.LOW):
+            engine.open_report(session, Report(
+                category=Category.NETWORK, place="Lobi", reporter_name="Bu Sri", agency="",
+                phone="", email="", description="sort me", impact=level, urgency=level),
+                desk["clock"].now())
+
+    def priorities(order: str) -> list[str]:
+        html = c.get("/incidents", params={"scope": "office", "status": "all",
+                                           "sort": "priority", "order": order}).text
+        return re.findall(r"<td>(P[1-4])</td>", html)
+
+    ascending, descending = priorities("asc"), priorities("desc")
+    assert len(set(ascending)) >= 2, ascending
+    assert ascending == sorted(ascending) and descending == sorted(descending, reverse=True)
+    html = c.get("/incidents", params={"scope": "office", "sort": "priority"}).text
+    assert 'href="/incidents?scope=office&amp;status=open&amp;sort=priority&amp;order=desc"' \
+        in html  # the header link toggles the order and keeps the filters

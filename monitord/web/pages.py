@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlencode
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +79,15 @@ class QueueFilter:
     q: str = ""
     sort: str = "due"
     order: str = "asc"
+
+    def sort_link(self, key: str) -> str:
+        """The queue's URL sorted by `key` (toggling the order when it is already sorted by
+        it), keeping the filters; every value is one of the allow-listed ones or quoted."""
+        order = ("desc" if self.order == "asc" else "asc") if self.sort == key else "asc"
+        params = {"scope": self.scope, "status": self.status, "category": self.category,
+                  "priority": self.priority, "division": self.division, "q": self.q,
+                  "sort": key, "order": order}
+        return "/incidents?" + urlencode({k: v for k, v in params.items() if v})
 
     @classmethod
     def parse(cls, params: Any, principal: Principal) -> "QueueFilter":
@@ -328,7 +338,11 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
             return render(request, "error.html", status=404,
                           message=_("{month}: expected a month as YYYY-MM").format(month=month))
         data = await ctx.db(lambda s: monthly_recap(s, ctx.engine(), month))
-        return render(request, "recap.html", recap=data, bars=_bars,
+        year, number = int(month[:4]), int(month[5:])
+        previous = f"{year - (number == 1)}-{(number - 2) % 12 + 1:02d}"
+        following = f"{year + (number == 12)}-{number % 12 + 1:02d}"
+        return render(request, "recap.html", recap=data, bars=_bars, previous=previous,
+                      following=following,
                       acknowledge=data.stats(data.acknowledge_s),
                       resolve=data.stats(data.resolve_s),
                       hours=lambda s: "-" if s is None else f"{s / 3600:.1f} h")
