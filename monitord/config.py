@@ -192,10 +192,13 @@ class CaptureSettings(Model):
     stats_interval: Duration = timedelta(seconds=5)
     top_talkers: int = Field(10, ge=0, le=100)
     max_talkers: int = Field(10000, ge=10, le=1_000_000)
+    # a pcap/pcapng file replayed once through the detectors at start, its times moved to
+    # "now" (the demo's port scan; trying thresholds on a recorded incident)
+    replay: str | None = None
 
     @model_validator(mode="after")
     def _interface_when_enabled(self) -> "CaptureSettings":
-        if self.enabled and not self.interface:
+        if self.enabled and not self.interface and not self.replay:
             raise ValueError(_("an interface name (interface: eth0) when capture is enabled"))
         if self.stats_interval.total_seconds() < 0.1:
             raise ValueError(_("a stats_interval of at least 100ms"))

@@ -29,6 +29,8 @@ def write_demo_config(data_dir: Path, port: int, smtp_port: int, extra: str = ""
     bundled = resources.files("monitord.bundled")
     (data_dir / "demo-fast-ladder.yaml").write_text(
         bundled.joinpath("demo-fast-ladder.yaml").read_text("utf-8"), encoding="utf-8")
+    (data_dir / "demo-portscan.pcap").write_bytes(
+        bundled.joinpath("demo-portscan.pcap").read_bytes())
     template = bundled.joinpath("demo.yaml").read_text("utf-8")
     path = data_dir / "monitord.yaml"
     path.write_text(template.replace("@DATA_DIR@", str(data_dir.resolve()))
@@ -130,6 +132,10 @@ def _announce_and_run(path: Path, port: int, mailbox: Path, duration: float | No
             "watches http://127.0.0.1:{port}/healthz every 10 seconds "
             "(monitord_host_* and monitord_service_check_* on /metrics)").format(
                 path=path, port=port))
+    print(_("  security:  a port scan recorded in {pcap} is replayed into the traffic "
+            "detectors at start, so a port_scan incident (network_security) opens at once; "
+            "monitord analyze-pcap {pcap} shows the same finding").format(
+                pcap=path.parent / "demo-portscan.pcap"))
     print(_("  tickets:   {folder} (a local mailbox); the ticket escalates PO -> KD -> KS "
             "every 20 seconds").format(folder=mailbox))
     print(_("  workflow:  monitord incidents show NUMBER --config {path}").format(path=path))

@@ -3,7 +3,8 @@ detector: zero exceptions. Mutations: random byte flips, truncations, and length
 (IPv4 total length and IHL, TCP data offset, UDP length, DNS counts and label lengths, DHCP
 option lengths, ARP address lengths, VLAN stacking). Also mutated whole files through the reader.
 
-Default: 100,000 frames (a few seconds). MONITORD_FUZZ_FRAMES=1000000 for the full run.
+Default: 1,000,000 frames (about 30 CPU seconds; the issue asks for at least a million in
+CI). MONITORD_FUZZ_FRAMES=100000 for a quick local run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from monitord.collectors.packets.pcapfile import ReadStats, read_packets
 from tests.support import shared_dir
 
 PCAPS = shared_dir() / "pcaps"
-FRAMES = int(os.environ.get("MONITORD_FUZZ_FRAMES", "100000"))
+FRAMES = int(os.environ.get("MONITORD_FUZZ_FRAMES", "1000000"))
 SEED = int(os.environ.get("MONITORD_FUZZ_SEED", "20240606"))
 
 
@@ -72,6 +73,7 @@ def test_mutated_frames_through_decoder_and_every_detector():
     observers = [d.observe for d in detectors]
     stats = DecodeStats()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     findings = 0
     for i in range(FRAMES):
         ts, linktype, frame = seeds[rng.randrange(len(seeds))]
@@ -88,7 +90,8 @@ def test_mutated_frames_through_decoder_and_every_detector():
     for d in detectors:
         d.flush(2e9, final=True)
     elapsed = time.perf_counter() - t0
-    print(f"\nfuzz: {FRAMES} frames in {elapsed:.1f}s ({FRAMES / elapsed:,.0f}/s); "
+    cpu = time.process_time() - cpu0
+    print(f"\nfuzz: {FRAMES} frames in {elapsed:.1f}s ({cpu:.1f} CPU s, {FRAMES / cpu:,.0f}/CPU s); "
           f"decoded {stats.decoded}, malformed {stats.malformed}, app errors {stats.app_errors}, "
           f"findings {findings}")
     assert stats.frames == FRAMES and stats.decoded + stats.malformed == FRAMES
@@ -101,7 +104,7 @@ def test_mutated_files_through_the_reader():
         pytest.skip(f"shared captures not found at {PCAPS}")
     rng = random.Random(SEED)
     small = [f.read_bytes()[:20000] for f in files]
-    for _ in range(max(200, FRAMES // 500)):
+    for _ in range(max(200, min(1000, FRAMES // 500))):
         b = bytearray(rng.choice(small))
         for _j in range(rng.randint(1, 6)):
             b[rng.randrange(len(b))] = rng.randrange(256)

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from pathlib import Path
 from typing import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitord.collectors.packets.analyze import settings_from_config
 from monitord.collectors.packets.engine import Counters, TrafficEngine
-from monitord.collectors.packets.live import CaptureThread, KernelStats, LiveCapture
+from monitord.collectors.packets.live import (CaptureError, CaptureThread, KernelStats,
+                                              LiveCapture)
+from monitord.collectors.packets.pcapfile import ReadStats, read_packets
+from monitord.i18n import _
 from monitord.records import Finding
 
 log = logging.getLogger("monitord.capture")
@@ -105,6 +111,11 @@ class TrafficCaptureService:
         if not capture.enabled:
             return
         engine_settings = settings_from_config(config.detectors.traffic)
+        self.settings = (capture, config.detectors.traffic)
+        if capture.replay:
+            self._start_replay(Path(capture.replay), engine_settings, loop)
+        if not capture.interface:
+            return
         live = LiveCapture(capture.interface, capture.bpf, capture.promiscuous, capture.snaplen,
                            capture.buffer_mb << 20)
         engine = TrafficEngine(engine_settings, live.linktype, capture.top_talkers,
@@ -122,10 +133,37 @@ class TrafficCaptureService:
         self.thread = CaptureThread(live, engine, on_findings, on_interval,
                                     capture.stats_interval.total_seconds())
         self.thread.start()
-        self.settings = (capture, config.detectors.traffic)
         log.info("capture started interface=%s linktype=%d filter=%s promiscuous=%s",
                  interface, live.linktype, "yes" if capture.bpf.strip() else "none",
                  capture.promiscuous)
+
+    def _start_replay(self, path: Path, settings, loop: asyncio.AbstractEventLoop) -> None:
+        """Replay a capture file once, in its own thread, through a fresh engine; its packet
+        times are moved so that the last one is now, so incidents carry today's times."""
+        if not path.is_file():
+            raise CaptureError(_("collectors.capture.replay: no such file {path}")
+                               .format(path=path))
+
+        def run() -> None:
+            stats = ReadStats()
+            packets = list(read_packets(path, stats))
+            if not packets:
+                log.error("capture replay: no packets in %s (%s)", path.name,
+                          stats.error or "empty")
+                return
+            shift = time.time() - max(ts for ts, _lt, _fr in packets)
+            engine = TrafficEngine(settings, packets[0][1])
+            found: list[Finding] = []
+            for ts, _lt, frame in packets:
+                found.extend(engine.feed(ts + shift, frame))
+            found.extend(engine.flush(engine.last_ts))
+            for finding in found:
+                asyncio.run_coroutine_threadsafe(self.submit(finding), loop)
+            log.info("capture replay: %d packets from %s, %d findings", len(packets),
+                     path.name, len(found))
+
+        self.replay_thread = threading.Thread(target=run, name="capture-replay", daemon=True)
+        self.replay_thread.start()
 
     def stop(self) -> None:
         if self.thread is not None:
