@@ -291,6 +291,11 @@ def test_the_login_lockout_holds_per_account_and_per_address(desk):
     clock.advance(11 * 60)
     assert login(desk, "rina", PASSWORD, address="198.51.100.50")[1].status_code == 303
     assert login(desk, "agus", PASSWORD, address="203.0.113.7")[1].status_code == 303
+    from monitord.incidents.store.models import WebLoginThrottleRow
+    assert login(desk, "ghost", "x", address="198.51.100.200")[1].status_code == 401
+    with desk["store"].sessions() as session:  # old counts went when this one was written
+        keys = session.scalars(select(WebLoginThrottleRow.key)).all()
+    assert "account:nobody1" not in keys and "account:ghost" in keys
 
 
 def login_via(desk, name: str, peer: str, forwarded: str):

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from monitord.config import Config, Web
@@ -188,7 +188,12 @@ def locked(session: Session, keys: Iterable[str], now: datetime) -> bool:
 
 
 def record_failure(session: Session, keys: Iterable[str], now: datetime, web: Web) -> int:
-    """Count a failed login against each key; returns how many keys became locked now."""
+    """Count a failed login against each key; returns how many keys became locked now.
+    Counts whose window and lockout have both passed are dropped, so guessed names from many
+    addresses cannot grow the table without bound."""
+    session.execute(delete(WebLoginThrottleRow).where(
+        WebLoginThrottleRow.first_failure_at < now - web.login_window,
+        or_(WebLoginThrottleRow.locked_until.is_(None), WebLoginThrottleRow.locked_until <= now)))
     newly_locked = 0
     for key in keys:
         row = session.get(WebLoginThrottleRow, key)
