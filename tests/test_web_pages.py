@@ -11,7 +11,7 @@ import re
 import subprocess
 import uuid
 from urllib.parse import quote
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -528,3 +528,54 @@ def test_sorting_by_an_allow_listed_column_orders_the_rows(desk, people):
     html = c.get("/incidents", params={"scope": "office", "sort": "priority"}).text
     assert 'href="/incidents?scope=office&amp;status=open&amp;sort=priority&amp;order=desc"' \
         in html  # the header link toggles the order and keeps the filters
+
+
+def test_the_status_link_shows_the_outcome_once_closed(desk):
+    from monitord.cli_web import status_link
+    from monitord.incidents.workflow.engine import Report, load_engine
+    from monitord.records import Category
+    engine, clock = load_engine(desk["config"]), desk["clock"]
+    with desk["store"].sessions() as session, session.begin():
+        row = engine.open_report(session, Report(
+            category=Category.NETWORK, place="Aula", reporter_name="Pak Budi", agency="",
+            phone="", email="", description="LAN aula mati"), clock.now())
+        link = status_link(session, desk["config"], row)
+        for person, action, outcome in (("sari", "forward", None), ("budi", "accept", None),
+                                        ("rina", "direct", None), ("budi", "report", None),
+                                        ("rina", "verify", "resolved"),
+                                        ("sari", "inform", None)):
+            engine.act(session, row, person, action, clock.now(), outcome=outcome,
+                       note=f"INTERNAL {person}")
+    page = client(desk).get(link.split("127.0.0.1:9", 1)[1])
+    assert page.status_code == 200
+    status = re.search(r'id="status">([^<]+)<', page.text).group(1)
+    assert status == "closed" and "Resolved" in page.text and "Closed" in page.text
+    assert "(resolved)" in page.text and "INTERNAL" not in page.text
+
+
+def test_sla_state_on_time_due_soon_breached():
+    from monitord.web.pages import sla_state
+    now = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
+    soon = timedelta(minutes=30)
+    row = IncidentRow(step_due_at=now + timedelta(hours=2), step_breached_at=None)
+    assert sla_state(row, now, soon) == "on_time"
+    row.step_due_at = now + timedelta(minutes=10)
+    assert sla_state(row, now, soon) == "due_soon"
+    row.step_due_at = now - timedelta(seconds=1)
+    assert sla_state(row, now, soon) == "breached"
+    row.step_due_at, row.step_breached_at = now + timedelta(hours=2), now
+    assert sla_state(row, now, soon) == "breached"  # a breach stays visible
+    row.step_due_at, row.step_breached_at = None, None
+    assert sla_state(row, now, soon) == "none"
+
+
+def test_bad_web_settings_name_the_key_and_line():
+    from monitord.config_loader import ConfigError
+    text = ('storage: {url: "sqlite:///x.db"}\nhttp:\n  trusted_proxies: ["nginx"]\n'
+            'web:\n  public_url: "javascript:alert(1)"\n  login_max_failures: 0\n')
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(text, "monitord.yaml")
+    problems = [str(p) for p in caught.value.problems]
+    assert any(p.startswith("monitord.yaml:3: http.trusted_proxies") for p in problems), problems
+    assert any(p.startswith("monitord.yaml:5: web.public_url") for p in problems), problems
+    assert any(p.startswith("monitord.yaml:6: web.login_max_failures") for p in problems)
