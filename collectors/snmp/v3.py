@@ -42,15 +42,22 @@ class V3Target:
                 f"auth={self.auth_protocol}, priv={self.priv_protocol})")
 
 
-_ENGINE = None
+_ENGINES: dict[int, Any] = {}
 
 
 def _engine():
-    global _ENGINE
-    if _ENGINE is None:
+    """One pysnmp engine per event loop (its transports belong to the loop that made them)."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    found = _ENGINES.get(id(loop))
+    if found is None or found[0] is not loop:
         from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-        _ENGINE = SnmpEngine()
-    return _ENGINE
+        for key, (old_loop, _engine) in list(_ENGINES.items()):
+            if old_loop.is_closed():
+                del _ENGINES[key]
+        found = (loop, SnmpEngine())
+        _ENGINES[id(loop)] = found
+    return found[1]
 
 
 def _tagged(value: Any) -> tuple[int, Any]:
