@@ -195,3 +195,56 @@ def test_capture_metrics_keep_a_bounded_label_set():
     assert 'monitord_capture_packets_total{interface="eth9",protocol="tcp"} 1000.0' in text
     assert 'monitord_capture_kernel_packets_total{interface="eth9"} 2000.0' in text
     assert 'monitord_capture_kernel_drops_total{interface="eth9"} 19.0' in text
+
+
+def test_a_detector_bug_costs_one_packet_not_the_capture():
+    """CaptureThread over a stand-in socket (a real one needs a namespace; see the live test):
+    a detector that raises on one packet is logged and skipped, the next packets still count."""
+    import threading
+    import time as _time
+
+    from monitord.collectors.packets.live import CaptureThread
+
+    frames = _frames("scan_vertical_syn__chrissanders_synscan.pcapng")
+
+    class Source:  # stands in for LiveCapture: the same recv()/kernel_stats()/close()
+        interface = "test0"
+
+        def __init__(self):
+            self.items = [(ts, fr, len(fr)) for ts, _lt, fr in frames]
+            self.done = threading.Event()
+
+        def recv(self):
+            if self.items:
+                return self.items.pop(0)
+            self.done.set()
+            _time.sleep(0.01)
+            return None
+
+        def kernel_stats(self):
+            from monitord.collectors.packets.live import KernelStats
+            return KernelStats(len(frames), 0)
+
+        def close(self):
+            pass
+
+    engine = TrafficEngine()
+    real = engine._observers[0]
+    calls = {"n": 0}
+
+    def flaky(p):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("detector bug")
+        return real(p)
+
+    engine._observers[0] = flaky
+    found: list = []
+    source = Source()
+    thread = CaptureThread(source, engine, found.extend, stats_interval=0.05)
+    thread.start()
+    assert source.done.wait(30)
+    thread.stop()
+    assert thread.failed == 1 and thread.error is None
+    assert calls["n"] == len(frames)
+    assert any(f.kind == "port_scan" for f in found)

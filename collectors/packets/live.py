@@ -187,6 +187,7 @@ class CaptureThread:
         self._thread = threading.Thread(target=self._run, name=f"capture-{capture.interface}",
                                         daemon=True)
         self.error: BaseException | None = None
+        self.failed = 0  # packets a detector raised on (logged, skipped)
 
     def start(self) -> None:
         self._thread.start()
@@ -204,7 +205,14 @@ class CaptureThread:
             while not stop.is_set():
                 got = recv()
                 if got is not None:
-                    found = feed(got[0], got[1], got[2])
+                    try:
+                        found = feed(got[0], got[1], got[2])
+                    except Exception:  # a detector bug costs one packet, not the capture
+                        self.failed += 1
+                        if self.failed == 1 or self.failed % 10_000 == 0:
+                            log.exception("traffic detectors failed on a packet failures=%d",
+                                          self.failed)
+                        found = None
                     if found:
                         self.on_findings(found)
                 now = time.monotonic()
