@@ -287,6 +287,12 @@ def test_sql_injection_strings_in_filter_sort_and_search_give_a_normal_answer(en
                             params={"sort": sort, "order": order, "status": "open"})
             assert response.status_code == 200, (sort, order, response.text)
     assert count(env, IncidentRow) == incidents and _tables(env) == tables
+    # errors speak the person's language: dewi reads Indonesian
+    english = call(env, "agus", "GET", "/api/v1/incidents", params={"sort": "x"}).json()
+    indonesian = call(env, "dewi", "GET", "/api/v1/incidents", params={"sort": "x"}).json()
+    assert english["error"].startswith("Parameter sort: expected one of"), english
+    assert indonesian["error"].startswith("Parameter sort: diharapkan salah satu dari"), \
+        indonesian
     # search finds what is there, literally (LIKE wildcards are escaped)
     found = call(env, "dewi", "GET", "/api/v1/incidents", params={"q": "Gi0/1"}).json()
     assert [i["number"] for i in found] == [env["number"]]
