@@ -407,6 +407,36 @@ def test_the_openapi_description_is_valid_and_served(env):
     assert document["components"]["schemas"]["ReportIn"]["required"] == [
         "category", "place", "reporter_name", "description"]
 
+    # the answers match the schemas the description gives for them
+    from jsonschema import Draft202012Validator
+
+    def check(response, path: str, method: str) -> None:
+        operation = document["paths"][path][method]
+        status = str(response.status_code)
+        assert status in operation["responses"], (path, method, status, response.text)
+        schema = operation["responses"][status]["content"]["application/json"]["schema"]
+        validator = Draft202012Validator({**schema, "components": document["components"]})
+        errors = [e.message for e in validator.iter_errors(response.json())]
+        assert not errors, (path, method, status, errors)
+
+    report = call(env, "sari", "POST", "/api/v1/incidents", json=REPORT)
+    check(report, "/api/v1/incidents", "post")
+    number = report.json()["number"]
+    check(call(env, "dewi", "GET", "/api/v1/incidents"), "/api/v1/incidents", "get")
+    check(call(env, "dewi", "GET", f"/api/v1/incidents/{number}"), "/api/v1/incidents/{number}",
+          "get")
+    check(call(env, "sari", "POST", f"/api/v1/incidents/{number}/actions",
+               json={"action": "forward"}), "/api/v1/incidents/{number}/actions", "post")
+    check(call(env, "sari", "POST", f"/api/v1/incidents/{number}/actions",
+               json={"action": "forward"}), "/api/v1/incidents/{number}/actions", "post")
+    check(call(env, "dewi", "GET", "/api/v1/me"), "/api/v1/me", "get")
+    check(call(env, "anonymous", "GET", "/api/v1/me"), "/api/v1/me", "get")
+    check(call(env, "dewi", "GET", "/api/v1/incidents", params={"limit": "0"}),
+          "/api/v1/incidents", "get")
+    check(call(env, "dewi", "GET", "/api/v1/incidents/2026-999999"),
+          "/api/v1/incidents/{number}", "get")
+    check(call(env, "sari", "POST", "/api/v1/incidents", json={}), "/api/v1/incidents", "post")
+
 
 # -- a real daemon and the real token commands ---------------------------------------------
 
