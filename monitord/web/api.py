@@ -165,7 +165,8 @@ def endpoint(ctx: WebContext, *roles: str) -> Callable[[Handler], Callable]:
 
 
 async def read_json(request: Request, model: type[BaseModel]) -> Any:
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+    declared = request.headers.get("content-length") or "0"
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, _("The request body is too large."))
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
