@@ -128,3 +128,15 @@ def test_mutations_only_raise_ber_error():
 def test_truncated(data):
     with pytest.raises(BerError):
         decode_message(data)
+
+
+def test_request_encoding_matches_the_generic_encoder():
+    oids = [ber.oid_to_bytes(f"1.3.6.1.2.1.31.1.1.1.{c}.{i}") for c in (1, 6) for i in (1, 300)]
+    nulls = [(o, ber.TAG_NULL, None) for o in oids]
+    assert ber.encode_getbulk(b"c", 9, oids, 13) == ber.encode_message(
+        1, b"c", ber.PDU_GETBULK, 9, nulls, 0, 13)
+    assert ber.encode_get(0, b"c", 9, oids) == ber.encode_message(0, b"c", ber.PDU_GET, 9,
+                                                                   nulls)
+    long_oid = ber.oid_to_bytes("1.3." + ".".join(["200"] * 70))
+    assert ber.encode_getnext(1, b"c", 1, [long_oid]) == ber.encode_message(
+        1, b"c", ber.PDU_GETNEXT, 1, [(long_oid, ber.TAG_NULL, None)])

@@ -204,3 +204,22 @@ def test_cli_timeout(snmpsim):
                  "--timeout", "0.3", "--retries", "0", "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["error"] == "timeout"
+
+
+def test_v3_same_user_name_with_different_keys_on_two_devices(snmpd_v3):
+    """Offices use one v3 user name with per-device keys: a device with the wrong key must not
+    spoil the right one's (pysnmp caches USM users per engine; each session has its own)."""
+    auth, auth_key, priv, priv_key = V3_USERS["privsha256"]
+    good = V3Session(V3Target("127.0.0.1", snmpd_v3.port, "privsha256", auth, auth_key, priv,
+                              priv_key, timeout=2, retries=0))
+    bad = V3Session(V3Target("127.0.0.1", snmpd_v3.port, "privsha256", auth, "other-key-256",
+                             priv, priv_key, timeout=2, retries=0))
+
+    async def go():
+        results = []
+        for _ in range(3):
+            results += await asyncio.gather(poll_device(good, "good"), poll_device(bad, "bad"))
+        return results
+
+    results = run(go())
+    assert [s.error for s in results] == [None, "auth"] * 3

@@ -58,7 +58,8 @@ def polled(snmpsim) -> dict[str, DeviceSnapshot]:
         transport = SnmpTransport()
         try:
             sessions = [(name, V2Session(transport, Target("127.0.0.1", snmpsim.port,
-                                                           name.encode(), timeout=5)))
+                                                           name.encode(), timeout=10,
+                                                           retries=2)))
                         for name in EXPECTED]
             snaps = await asyncio.gather(*(poll_device(s, n) for n, s in sessions))
             return dict(zip(EXPECTED, snaps)), transport.decode_errors
@@ -239,12 +240,13 @@ def test_v1_walk_gives_the_same_interfaces(snmpsim, polled):
         transport = SnmpTransport()
         try:
             return await poll_device(V2Session(transport, Target(
-                "127.0.0.1", snmpsim.port, b"procurve_e2910", version=0, timeout=5)),
-                "procurve_e2910")
+                "127.0.0.1", snmpsim.port, b"routeros_rb750gr3", version=0, timeout=10,
+                retries=2)), "routeros_rb750gr3")
         finally:
             transport.close()
     snap = asyncio.run(run())
-    v2 = polled["procurve_e2910"]
+    assert snap.ok, snap.error_detail
+    v2 = polled["routeros_rb750gr3"]
     assert [(i.if_index, i.if_name, i.oper_status) for i in snap.interfaces] == \
         [(i.if_index, i.if_name, i.oper_status) for i in v2.interfaces]
     assert all(i.counter_bits == 32 for i in snap.interfaces)

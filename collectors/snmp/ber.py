@@ -230,24 +230,35 @@ def encode_message(version: int, community: bytes, pdu_type: int, request_id: in
     return _tlv(TAG_SEQUENCE, _int(version) + _tlv(TAG_OCTETS, community) + _tlv(pdu_type, pdu))
 
 
-def _null_varbinds(oids: Iterable[bytes]) -> list[tuple[bytes, int, Any]]:
-    return [(oid, TAG_NULL, None) for oid in oids]
+def _null_varbind(oid: bytes) -> bytes:
+    """SEQUENCE { OID, NULL } in one step (requests: the hot part of encoding a walk)."""
+    n = len(oid)
+    if n < 124:
+        return bytes((TAG_SEQUENCE, n + 4, TAG_OID, n)) + oid + b"\x05\x00"
+    return _tlv(TAG_SEQUENCE, _tlv(TAG_OID, oid) + b"\x05\x00")
+
+
+def _request(version: int, community: bytes, pdu_type: int, request_id: int,
+             oids: Iterable[bytes], a: int = 0, b: int = 0) -> bytes:
+    vbl = b"".join(map(_null_varbind, oids))
+    pdu = _int(request_id) + _int(a) + _int(b) + _tlv(TAG_SEQUENCE, vbl)
+    return _tlv(TAG_SEQUENCE, _int(version) + _tlv(TAG_OCTETS, community) + _tlv(pdu_type, pdu))
 
 
 def encode_get(version: int, community: bytes, request_id: int, oids: Iterable[bytes]) -> bytes:
-    return encode_message(version, community, PDU_GET, request_id, _null_varbinds(oids))
+    return _request(version, community, PDU_GET, request_id, oids)
 
 
 def encode_getnext(version: int, community: bytes, request_id: int,
                    oids: Iterable[bytes]) -> bytes:
-    return encode_message(version, community, PDU_GETNEXT, request_id, _null_varbinds(oids))
+    return _request(version, community, PDU_GETNEXT, request_id, oids)
 
 
 def encode_getbulk(community: bytes, request_id: int, oids: Iterable[bytes],
                    max_repetitions: int, non_repeaters: int = 0) -> bytes:
     """GETBULK is v2c only; error-status/index carry non-repeaters/max-repetitions."""
-    return encode_message(VERSION_2C, community, PDU_GETBULK, request_id, _null_varbinds(oids),
-                          non_repeaters, max_repetitions)
+    return _request(VERSION_2C, community, PDU_GETBULK, request_id, oids, non_repeaters,
+                    max_repetitions)
 
 
 # --------------------------------------------------------------------------- decoding

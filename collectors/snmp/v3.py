@@ -42,24 +42,6 @@ class V3Target:
                 f"auth={self.auth_protocol}, priv={self.priv_protocol})")
 
 
-_ENGINES: dict[int, Any] = {}
-
-
-def _engine():
-    """One pysnmp engine per event loop (its transports belong to the loop that made them)."""
-    import asyncio
-    loop = asyncio.get_running_loop()
-    found = _ENGINES.get(id(loop))
-    if found is None or found[0] is not loop:
-        from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-        for key, (old_loop, _engine) in list(_ENGINES.items()):
-            if old_loop.is_closed():
-                del _ENGINES[key]
-        found = (loop, SnmpEngine())
-        _ENGINES[id(loop)] = found
-    return found[1]
-
-
 def _tagged(value: Any) -> tuple[int, Any]:
     name = type(value).__name__
     if name in ("NoSuchObject", "NoSuchInstance", "EndOfMibView"):
@@ -83,13 +65,27 @@ def _tagged(value: Any) -> tuple[int, Any]:
 
 
 class V3Session:
-    """GET and column walks for one SNMPv3 device (pysnmp's engine, shared by all devices)."""
+    """GET and column walks for one SNMPv3 device (with its own pysnmp engine)."""
 
     def __init__(self, target: V3Target, max_repetitions: int = 50) -> None:
         self.target = target
         self.max_repetitions = max_repetitions
         self.requests = 0
         self._transport = None
+        self._engine = None
+        self._engine_loop = None
+
+    def _snmp_engine(self):
+        """This device's own pysnmp engine, on the running loop. Not shared between devices:
+        pysnmp's hlapi caches USM users by (user name, security engine ID), so two devices
+        with the same user name and different keys sharing one engine would overwrite each
+        other's keys on every poll (offices use one user name with per-device keys)."""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        if self._engine is None or self._engine_loop is not loop:
+            from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+            self._engine, self._engine_loop, self._transport = SnmpEngine(), loop, None
+        return self._engine
 
     def _auth(self):
         from pysnmp.hlapi.v3arch.asyncio import UsmUserData
@@ -108,6 +104,7 @@ class V3Session:
                            privProtocol=priv[t.priv_protocol])
 
     async def _target(self):
+        self._snmp_engine()
         if self._transport is None:
             from pysnmp.hlapi.v3arch.asyncio import Udp6TransportTarget, UdpTransportTarget
             t = self.target
@@ -136,7 +133,7 @@ class V3Session:
         from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, get_cmd
         self.requests += 1
         ind, status, index, vbs = await get_cmd(
-            _engine(), self._auth(), await self._target(), ContextData(
+            self._snmp_engine(), self._auth(), await self._target(), ContextData(
                 contextName=self.target.context),
             *[ObjectType(ObjectIdentity(ber.oid_str(o))) for o in oids], lookupMib=False)
         self._check(ind, status, index)
@@ -163,7 +160,7 @@ class V3Session:
             self.requests += 1
             reps = max(1, self.max_repetitions // len(active))
             ind, status, index, vbs = await bulk_cmd(
-                _engine(), self._auth(), await self._target(),
+                self._snmp_engine(), self._auth(), await self._target(),
                 ContextData(contextName=self.target.context), 0, reps,
                 *[ObjectType(ObjectIdentity(last[c])) for c in active], lookupMib=False)
             self._check(ind, status, index)
