@@ -32,7 +32,7 @@ from monitord.incidents.store import repository as repo
 from monitord.records import Category, Level
 from monitord.web import auth, tokens
 from monitord.web.app import WebContext
-from monitord.web.auth import AuthError, Forbidden, NotAuthenticated, Principal
+from monitord.web.auth import Forbidden, NotAuthenticated, Principal
 from monitord.web.pages import (
     CONTROL,
     DESK_ROLES,
