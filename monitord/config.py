@@ -195,6 +195,9 @@ class CaptureSettings(Model):
     # a pcap/pcapng file replayed once through the detectors at start, its times moved to
     # "now" (the demo's port scan; trying thresholds on a recorded incident)
     replay: str | None = None
+    # findings below this severity are counted (monitord_traffic_findings_total) but open no
+    # incident: by default a first-seen station (new_device, info) does not page the NOC
+    min_severity: Severity = Severity.LOW
 
     @model_validator(mode="after")
     def _interface_when_enabled(self) -> "CaptureSettings":

@@ -113,7 +113,8 @@ class TrafficCaptureService:
         engine_settings = settings_from_config(config.detectors.traffic)
         self.settings = (capture, config.detectors.traffic)
         if capture.replay:
-            self._start_replay(Path(capture.replay), engine_settings, loop)
+            self._start_replay(Path(capture.replay), engine_settings,
+                               self._submitter(capture, loop))
         if not capture.interface:
             return
         live = LiveCapture(capture.interface, capture.bpf, capture.promiscuous, capture.snaplen,
@@ -122,9 +123,7 @@ class TrafficCaptureService:
                                capture.max_talkers)
         interface = capture.interface
 
-        def on_findings(findings: list[Finding]) -> None:
-            for finding in findings:
-                asyncio.run_coroutine_threadsafe(self.submit(finding), loop)
+        on_findings = self._submitter(capture, loop)
 
         def on_interval(counters: Counters, kernel: KernelStats, eng: TrafficEngine) -> None:
             self.metrics.publish(interface, counters, kernel, eng)
@@ -137,7 +136,20 @@ class TrafficCaptureService:
                  interface, live.linktype, "yes" if capture.bpf.strip() else "none",
                  capture.promiscuous)
 
-    def _start_replay(self, path: Path, settings, loop: asyncio.AbstractEventLoop) -> None:
+    def _submitter(self, capture, loop: asyncio.AbstractEventLoop
+                   ) -> Callable[[list[Finding]], None]:
+        """Findings from the capture thread to the pipeline on the event loop, those below
+        `min_severity` left out (they are still counted in the metrics)."""
+        floor = capture.min_severity.rank
+
+        def submit(findings: list[Finding]) -> None:
+            for finding in findings:
+                if finding.severity.rank >= floor:
+                    asyncio.run_coroutine_threadsafe(self.submit(finding), loop)
+        return submit
+
+    def _start_replay(self, path: Path, settings,
+                      submit: Callable[[list[Finding]], None]) -> None:
         """Replay a capture file once, in its own thread, through a fresh engine; its packet
         times are moved so that the last one is now, so incidents carry today's times."""
         if not path.is_file():
@@ -157,8 +169,7 @@ class TrafficCaptureService:
             for ts, _lt, frame in packets:
                 found.extend(engine.feed(ts + shift, frame))
             found.extend(engine.flush(engine.last_ts))
-            for finding in found:
-                asyncio.run_coroutine_threadsafe(self.submit(finding), loop)
+            submit(found)
             log.info("capture replay: %d packets from %s, %d findings", len(packets),
                      path.name, len(found))
 

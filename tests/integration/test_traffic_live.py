@@ -128,7 +128,10 @@ def test_live_scan_flood_and_arp_spoof_open_incidents(segment, sqlite_url, tmp_p
         assert ev["impersonated_ip"] == lan.HOSTS["v"]
         assert "binding_changed" in ev["reasons"]
 
+        # first-seen stations are info findings: counted, but below capture.min_severity
+        assert not _incidents(sqlite_url, "new_device")
         metrics = daemon.get("/metrics")
+        assert 'monitord_traffic_findings_total{kind="new_device"}' in metrics
         assert 'monitord_capture_packets_total{interface="trafmon0",protocol="tcp"}' in metrics
         assert "monitord_capture_kernel_drops_total" in metrics
         assert 'monitord_traffic_findings_total{kind="port_scan"}' in metrics
