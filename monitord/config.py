@@ -8,6 +8,7 @@ says what a valid configuration is.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, Union
@@ -804,6 +805,24 @@ class SnmpSettings(Model):
     profiles: dict[Name, tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
                                ...]] = {}
     thresholds: SnmpThresholds = SnmpThresholds()
+
+    @model_validator(mode="after")
+    def _profiles_exist(self) -> "SnmpSettings":
+        """Profile files must parse and every named profile must exist (check-config says so
+        before the daemon starts polling)."""
+        from monitord.collectors.snmp.profiles import ProfileError, load_profiles
+        if self.profiles_dir is not None and not os.path.isdir(self.profiles_dir):
+            raise ValueError(_("profiles_dir: an existing directory of profile files"))
+        try:
+            known = load_profiles([self.profiles_dir] if self.profiles_dir else [])
+        except ProfileError as exc:
+            raise ValueError(_("valid profile files ({problem})").format(problem=exc)) from None
+        for device, names in self.profiles.items():
+            for name in names:
+                if name not in known:
+                    raise ValueError(_("profiles.{device}: a known profile, one of {known}")
+                                     .format(device=device, known=", ".join(sorted(known))))
+        return self
 
     def collector_settings(self) -> CollectorSettings:
         # the scheduler's timeout covers the whole poll: every request may use its retries

@@ -257,7 +257,7 @@ def load_profiles(extra_dirs: Iterable[str | Path] = ()) -> dict[str, Profile]:
     """The bundled profiles plus any `*.yaml` in `extra_dirs` (an office's own; same name
     replaces a bundled one)."""
     key = tuple(str(d) for d in extra_dirs)
-    if key in _CACHE:
+    if key in _CACHE:  # only the bundled set is cached: an office's files are re-read (reload)
         return _CACHE[key]
     sources = _bundled()
     for folder in key:
@@ -271,7 +271,8 @@ def load_profiles(extra_dirs: Iterable[str | Path] = ()) -> dict[str, Profile]:
             raise ProfileError(f"{source}: not valid YAML: {exc}") from None
         profile = parse_profile(data, source)
         profiles[profile.name] = profile
-    _CACHE[key] = profiles
+    if not key:
+        _CACHE[key] = profiles
     return profiles
 
 
