@@ -89,12 +89,11 @@ def _pkey(secret: Secret):
     """A paramiko key from the key text the credential store holds (never a file we write)."""
     import paramiko
 
-    errors = []
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return cls.from_private_key(io.StringIO(secret.reveal()))
-        except (paramiko.SSHException, ValueError) as exc:
-            errors.append(type(exc).__name__)
+        except (paramiko.SSHException, ValueError):  # not this type: try the next
+            continue
     raise ValueError("the private key is not an OpenSSH/PEM RSA, ECDSA or Ed25519 key")
 
 

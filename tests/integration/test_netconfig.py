@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from monitord.collectors.netconfig.collector import NetconfigCollector, records_for
+from monitord.collectors.netconfig.collector import NetconfigCollector
 from monitord.collectors.netconfig.fetch import SshTarget, fetch
 from monitord.config import Config, MaintenanceWindow, Storage
 from monitord.detectors.netconfig import NetconfigDetector
@@ -259,3 +259,26 @@ def test_login_with_a_private_key_from_the_credential_store(peer, tmp_path: Path
     garbage = fetch(SshTarget("sw-lab", "linux", peer.address, 22, peer.username, None,
                               Secret("not a key at all"), f"cat {peer.running_conf}", (), 10.0))
     assert not garbage.ok and garbage.reason == "auth_failed" and "private key" in garbage.error
+
+
+def test_a_port_that_never_speaks_ssh_is_a_timeout_finding():
+    """A TCP listener that accepts (the kernel's backlog) but never sends an SSH banner: the
+    login cannot finish within the timeout, which is `netconfig_timeout`, not a crash."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        target = SshTarget("sw-mute", "linux", "127.0.0.1", port, "noc", Secret("pw-mute-1234"),
+                           None, "cat /etc/hostname", (), 2.0)
+        started = time.monotonic()
+        result = fetch(target)
+        assert time.monotonic() - started < 15
+    assert not result.ok and result.reason == "timeout", result
+    # the failure never touches the store: the collector runs on the same result without one
+    collector = NetconfigCollector(target, store=None, fetcher=lambda _target: result)
+    findings = [f for r in collector.poll(datetime.now(timezone.utc))
+                for f in NetconfigDetector().observe(r)]
+    assert [f.kind for f in findings] == ["netconfig_timeout"]
+    assert "timed out" in findings[0].summary
