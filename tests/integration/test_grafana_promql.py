@@ -4,11 +4,13 @@ daemon that runs the demo's configuration plus real peers for the parts the demo
 * The daemon is `monitord run` on the configuration `monitord demo` writes (host collector with
   the 1% disk threshold, the demo-portal service check, the fast DKI ladder so SLA breaches
   happen within a minute, the local mailbox), plus:
-  - SNMP polling of two recorded devices served by snmpsim on loopback (an APC Smart-UPS and a
-    Cisco 3560 from ../shared/snmprec) and of one device that does not answer (a closed UDP
-    port), for the interface, UPS and devices-down panels;
-  - live capture on `lo` (root has CAP_NET_RAW), with a bounded connect scan of 40 closed
-    loopback ports and one truncated IPv4 frame, for the traffic panels;
+  The demo's own simulated SNMP devices (monitord.demo_snmp: snmpsim with two switches and a
+  UPS) and its replayed port-scan capture run as in `monitord demo`. Added:
+  - a Cisco 3560 recording (../shared/snmprec, its own snmpsim) for device CPU and memory;
+  - one SNMP device that does not answer (a closed UDP port), polling every 2 s, for the
+    devices-down and poll-error panels;
+  - live capture on `lo` (root has CAP_NET_RAW) beside the replay, and one truncated IPv4
+    frame on lo, for the packets, drops and malformed-frame panels;
   - a webhook channel pointing at a closed loopback port: that office's GLPI "is down", so
     tickets wait in the outbox and the outbox lag panels have something to show;
   - two findings posted through `POST /api/v1/findings` (one security, one network) the way
@@ -29,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -116,55 +119,40 @@ def test_dashboards_are_well_formed_and_shipped():
     assert not stale, f"PENDING lists expressions no dashboard has any more: {stale}"
 
 
-# snmpsim answers to the recording's name as the community.
-SIM_DEVICES = {"ups-sim": ("apc_smx750", "ups"), "sw-sim": ("ios_c3560", "switch")}
+CORE_RECORDING = "ios_c3560"  # a Cisco 3560 with CPU and memory (the demo's switches have none)
 
 
 @pytest.fixture(scope="module")
-def snmp_agent(tmp_path_factory):
-    from tests.snmp_support import start_snmpsim
-    agent = start_snmpsim(tmp_path_factory.mktemp("grafana-snmpsim"))
+def core_agent(tmp_path_factory):
+    """snmpsim serving one shared LibreNMS recording (community = its name)."""
+    from tests.snmp_support import recordings_dir, start_snmpsim
+    data = tmp_path_factory.mktemp("grafana-snmprec")
+    shutil.copy(recordings_dir() / f"{CORE_RECORDING}.snmprec", data)
+    agent = start_snmpsim(tmp_path_factory.mktemp("grafana-snmpsim"), data)
     yield agent
     agent.stop()
 
 
-def _demo_plus(config: dict, snmp_port: int, dead_port: int, closed_port: int) -> dict:
-    """The demo's configuration plus SNMP devices, live capture on lo and a webhook that
-    cannot be reached."""
+def _demo_plus(config: dict, core_port: int, dead_port: int, closed_port: int) -> dict:
+    """The demo's configuration (with its simulated SNMP devices) plus a core switch with CPU
+    and memory, a device that never answers, live capture on lo beside the demo's replayed
+    port scan, faster polling, and a webhook that cannot be reached."""
     site = config["sites"][0]["name"]
-    config["credentials"] = {f"{name}-community": {"type": "snmp_v2c", "community": {
-        "env": f"MONITORD_TEST_{name.upper().replace('-', '_')}"}} for name in SIM_DEVICES}
-    config["devices"] = [
-        {"name": name, "address": "127.0.0.1", "site": site, "kind": kind,
-         "credential": f"{name}-community", "snmp_port": snmp_port}
-        for name, (_recording, kind) in SIM_DEVICES.items()]
+    credential = sorted(config["credentials"])[0]
+    config["credentials"]["core-sim"] = {"type": "snmp_v2c",
+                                         "community": {"env": "MONITORD_TEST_CORE_COMMUNITY"}}
+    config["devices"].append({"name": "core-sim", "address": "127.0.0.1", "site": site,
+                              "kind": "switch", "credential": "core-sim",
+                              "snmp_port": core_port})
     config["devices"].append({"name": "gone-sw", "address": "127.0.0.1", "site": site,
-                              "kind": "switch", "credential": "sw-sim-community",
+                              "kind": "switch", "credential": credential,
                               "snmp_port": dead_port})
-    config["snmp"] = {"enabled": True, "interval": "2s", "jitter": "0s", "timeout": "500ms",
-                      "retries": 0}
-    config["collectors"]["capture"] = {"enabled": True, "interface": "lo",
-                                       "stats_interval": "1s"}
+    config["snmp"].update({"interval": "2s", "jitter": "0s", "timeout": "500ms", "retries": 0})
+    config["collectors"]["capture"].update({"interface": "lo", "stats_interval": "1s"})
     config["notifications"]["channels"].append(
         {"name": "glpi-down", "type": "webhook",
          "url": f"http://127.0.0.1:{closed_port}/hook", "timeout": "1s"})
     return config
-
-
-def _loopback_scan(ports: int = 40) -> None:
-    """A bounded connect scan of closed loopback ports: each refused at once (RST)."""
-    import socket
-    tried = 0
-    for port in range(1, 65536):
-        if tried >= ports:
-            break
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            try:
-                if sock.connect_ex(("127.0.0.1", 40000 + port)) != 0:
-                    tried += 1
-            except OSError:
-                tried += 1
 
 
 def _truncated_frame() -> None:
@@ -191,31 +179,32 @@ def _failed_login(daemon: DaemonProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_daemon(tmp_path_factory, snmp_agent):
+def demo_daemon(tmp_path_factory, core_agent):
     from monitord.demo import Mailbox, write_demo_config
+    from monitord.demo_snmp import SimulatedDevices
     from tests.snmp_support import free_udp_port
 
     folder = tmp_path_factory.mktemp("grafana-demo")
     port = free_port()
     closed_port = free_port()  # nothing listens there: the webhook's tickets stay pending
-    with Mailbox(folder / "mailbox") as mailbox:
-        path = write_demo_config(folder, port, mailbox.port)
-        config = _demo_plus(yaml.safe_load(path.read_text("utf-8")), snmp_agent.port,
+    with Mailbox(folder / "mailbox") as mailbox, SimulatedDevices(folder) as simulated:
+        if not simulated.running:
+            pytest.fail(f"the demo's simulated SNMP devices did not start: {simulated.reason}")
+        path = write_demo_config(folder, port, mailbox.port, simulated.config_block())
+        config = _demo_plus(yaml.safe_load(path.read_text("utf-8")), core_agent.port,
                             free_udp_port(), closed_port)
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        env = {f"MONITORD_TEST_{name.upper().replace('-', '_')}": recording
-               for name, (recording, _kind) in SIM_DEVICES.items()}
-        daemon = DaemonProcess(path, port, folder / "monitord.log", env=env)
+        daemon = DaemonProcess(path, port, folder / "monitord.log",
+                               env={"MONITORD_TEST_CORE_COMMUNITY": CORE_RECORDING})
         try:
             daemon.start()
             reply = daemon.post_findings([
                 finding("grafana-scan", kind="port_scan", category="network_security",
                         severity="high", device=None, summary="port scan from 10.9.9.9"),
                 finding("grafana-link", kind="interface_down", category="network",
-                        severity="high", device="sw-sim")])
+                        severity="high", device=None)])
             assert [r["action"] for r in reply["results"]] == ["opened", "opened"], reply
             time.sleep(1.5)  # the capture socket is open once the daemon answers; be sure
-            _loopback_scan()
             _truncated_frame()
             try:
                 daemon.get("/api/v1/me")
