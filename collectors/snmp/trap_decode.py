@@ -115,7 +115,26 @@ def _unsigned(buf: bytes, start: int, stop: int, limit_bytes: int) -> int:
     return value
 
 
+_OID_CACHE: dict[bytes, str] = {}
+_OID_CACHE_MAX = 8192
+
+
 def _oid(buf: bytes, start: int, stop: int) -> str:
+    """Dotted text of an OID. The same few hundred OIDs arrive again and again (trap OIDs,
+    ifIndex columns), so their text is cached; the cache is bounded (emptied when full), so a
+    flood of random OIDs costs memory it gives back."""
+    raw = bytes(buf[start:stop])
+    text = _OID_CACHE.get(raw)
+    if text is None:
+        text = _decode_oid(raw)
+        if len(_OID_CACHE) >= _OID_CACHE_MAX:
+            _OID_CACHE.clear()
+        _OID_CACHE[raw] = text
+    return text
+
+
+def _decode_oid(buf: bytes) -> str:
+    start, stop = 0, len(buf)
     if stop == start:
         raise TrapDecodeError("bad_oid")
     arcs: list[int] = []

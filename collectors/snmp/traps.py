@@ -108,8 +108,10 @@ class TrapMetrics:
         self.by_trap = Counter("monitord_snmp_traps_by_name_total",
                                "Accepted notifications by trap name (known names only; the "
                                "rest are counted as 'unknown').", ["trap"], registry=registry)
-        for outcome in OUTCOMES:
-            self.received.labels(outcome)
+        # the children, looked up once: a trap storm should not pay for label lookups
+        self.outcome = {outcome: self.received.labels(outcome) for outcome in OUTCOMES}
+        self.trap = {name: self.by_trap.labels(name)
+                     for name in (*KNOWN_TRAPS.values(), "unknown")}
 
 
 def _text(value: Any) -> Any:
@@ -120,7 +122,8 @@ def _text(value: Any) -> Any:
             text = value.decode("utf-8")
         except UnicodeDecodeError:
             return "0x" + value[:MAX_EVIDENCE_TEXT].hex()
-        if any(ord(ch) < 32 and ch not in "\t\r\n" for ch in text):
+        if not text.isprintable() and any(ord(ch) < 32 and ch not in "\t\r\n"
+                                          for ch in text):
             return "0x" + value[:MAX_EVIDENCE_TEXT].hex()
         return text[:MAX_EVIDENCE_TEXT]
     return value
@@ -291,7 +294,7 @@ class TrapReceiver:
         self._v3 = _V3Engine(users.values()) if users else None
 
     def _count(self, outcome: str) -> None:
-        self.metrics.received.labels(outcome).inc()
+        self.metrics.outcome[outcome].inc()
 
     def handle_datagram(self, data: bytes, source: tuple[str, int]) -> TrapResult:
         """The whole receive path. Never raises: a malformed or hostile datagram is counted."""
@@ -370,7 +373,7 @@ class TrapReceiver:
                   response: bytes | None) -> TrapResult:
         fields = trap_fields(notification, source)
         name = fields["trap"]
-        self.metrics.by_trap.labels(name or "unknown").inc()
+        self.metrics.trap[name or "unknown"].inc()
         event = Event(device=device, kind="snmp_trap", at=self.now(), fields=fields)
         if name is None:
             log.info("unknown trap device=%s trap_oid=%s", device, notification.trap_oid)
@@ -428,7 +431,8 @@ class TrapListener(asyncio.DatagramProtocol):
     receiver: TrapReceiver
     emit: Callable[[Sequence[Event]], Any]
     transport: asyncio.DatagramTransport | None = None
-    _tasks: set[asyncio.Task] = field(default_factory=set)
+    _pending: list[Event] = field(default_factory=list)
+    _flush: asyncio.Task | None = None
 
     def connection_made(self, transport) -> None:  # noqa: ANN001
         self.transport = transport
@@ -437,10 +441,18 @@ class TrapListener(asyncio.DatagramProtocol):
         result = self.receiver.handle_datagram(data, (addr[0], addr[1]))
         if result.response is not None and self.transport is not None:
             self.transport.sendto(result.response, addr)
-        if result.events:
-            task = asyncio.ensure_future(self.emit(result.events))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if result.events:  # emitted on the loop's next turn, together with any in the queue
+            self._pending.extend(result.events)
+            if self._flush is None:
+                self._flush = asyncio.ensure_future(self._emit_pending())
+
+    async def _emit_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self.emit(batch)
+        finally:
+            self._flush = None
 
     def error_received(self, exc: Exception) -> None:
         log.warning("trap socket error error=%s", type(exc).__name__)
