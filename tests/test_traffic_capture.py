@@ -248,3 +248,23 @@ def test_a_detector_bug_costs_one_packet_not_the_capture():
     assert thread.failed == 1 and thread.error is None
     assert calls["n"] == len(frames)
     assert any(f.kind == "port_scan" for f in found)
+
+
+def test_the_daemon_refuses_to_start_on_a_capture_it_cannot_open(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from tests.support import write_config
+    path, _port = write_config(tmp_path, f"sqlite:///{tmp_path}/db.sqlite")
+    text = path.read_text().replace(
+        "collectors:\n  host: {enabled: false, interval: 1s, jitter: 0s}\n",
+        "collectors:\n  host: {enabled: false}\n  capture: {enabled: true, interface: nosuchif0}\n")
+    assert "nosuchif0" in text
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "monitord", "run", "--config", str(path),
+                           "--duration", "5"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LANG": "C"})
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "cannot start" in out and "no network interface named nosuchif0" in out
+    assert "Traceback" not in out
