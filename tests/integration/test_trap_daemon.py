@@ -89,3 +89,37 @@ def test_link_down_trap_opens_an_incident_within_a_second(tmp_path, db_url):
     finally:
         engine.dispose()
         assert daemon.stop() == 0
+
+
+def test_sighup_takes_new_devices_for_the_trap_receiver(tmp_path, sqlite_url):
+    """After a reload that moves the device to another address, a trap from the old address is
+    a spoof (unknown_source); moving it back makes the same trap count again."""
+    import signal
+
+    port = _free_udp_port()
+    config, http_port = write_config(tmp_path, sqlite_url, extra=EXTRA % port)
+    daemon = DaemonProcess(config, http_port, tmp_path / "daemon.log",
+                           env={"MONITORD_TEST_TRAP_COMMUNITY": COMMUNITY}).start()
+    original = config.read_text()
+
+    def reload(text: str, count: int) -> None:
+        config.write_text(text)
+        daemon.signal(signal.SIGHUP)
+        assert _wait_for(lambda: f'monitord_config_reloads_total{{outcome="ok"}} {count}.0'
+                         in daemon.get("/metrics"), 10) is not None, daemon.log()
+
+    def outcome(name: str) -> float:
+        for line in daemon.get("/metrics").splitlines():
+            if line.startswith(f'monitord_snmp_traps_total{{outcome="{name}"}}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    try:
+        reload(original.replace("address: 127.0.0.1", "address: 192.0.2.77"), 1)
+        _snmptrap(port, COMMUNITY, "1.3.6.1.6.3.1.1.5.3")
+        assert _wait_for(lambda: outcome("unknown_source") == 1.0, 5) is not None
+        reload(original, 2)
+        _snmptrap(port, COMMUNITY, "1.3.6.1.6.3.1.1.5.3")
+        assert _wait_for(lambda: outcome("accepted") == 1.0, 5) is not None
+    finally:
+        assert daemon.stop() == 0
