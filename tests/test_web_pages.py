@@ -585,3 +585,49 @@ def test_bad_web_settings_name_the_key_and_line():
     assert any(p.startswith("monitord.yaml:3: http.trusted_proxies") for p in problems), problems
     assert any(p.startswith("monitord.yaml:5: web.public_url") for p in problems), problems
     assert any(p.startswith("monitord.yaml:6: web.login_max_failures") for p in problems)
+
+
+def test_the_reporters_email_is_delivered_and_its_link_then_forgotten(tmp_path, db_url):
+    """Real SMTP (aiosmtpd, the demo's mailbox): the reporter gets the link; afterwards the
+    store holds no working token anywhere (the outbox row's link is blanked on delivery)."""
+    from monitord.demo import Mailbox
+    from monitord.incidents.notify.worker import NotifyWorker
+    from monitord.incidents.store.models import OutboxRow
+    from monitord.incidents.workflow.engine import Report, load_engine
+    from monitord.records import Category
+    from monitord.web import status
+    with Mailbox(tmp_path / "mailbox") as mailbox:
+        config = parse_config_text(f"""
+storage: {{url: "{db_url}"}}
+notifications:
+  channels:
+    - {{name: mail, type: email, smtp_host: 127.0.0.1, smtp_port: {mailbox.port},
+       security: none, sender: desk@kominfo.test}}
+people: [{{name: sari, roles: [HD]}}]
+""")
+        store = open_store(config.storage)
+        store.migrate()
+        clock = ManualClock(datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc))
+        engine = load_engine(config)
+        try:
+            with store.sessions() as session, session.begin():
+                row = engine.open_report(session, Report(
+                    category=Category.NETWORK, place="Aula", reporter_name="Bu Ani",
+                    agency="Dinas Pendidikan", phone="", email="ani@disdik.test",
+                    description="Internet mati"), clock.now())
+                session.flush()
+                token = status.issue(session, config, row, clock.now(), "https://desk.test")
+            worker = NotifyWorker(store, config, clock)
+            assert worker.drain(20) == 0
+            worker.close()
+            mails = [p.read_text(errors="replace") for p in (tmp_path / "mailbox").glob("*.eml")]
+            receipt = [m for m in mails if "ani@disdik.test" in m.split("\n\n")[0]]
+            assert len(receipt) == 1 and token in receipt[0].replace("=\n", "")
+            with store.sessions() as session:
+                rows = session.scalars(select(OutboxRow).where(
+                    OutboxRow.event == status.RECEIPT_EVENT)).all()
+                assert [r.status for r in rows] == ["sent"]
+                assert rows[0].payload["note"] == "" and token not in str(rows[0].payload)
+                assert status.incident_for(session, row.number, token) is not None
+        finally:
+            store.close()

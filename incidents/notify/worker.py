@@ -310,6 +310,8 @@ class NotifyWorker:
                     delay = max(delay, timedelta(seconds=min(result.retry_after,
                                                              settings.retry_max.total_seconds())))
                 result.values = {"next_attempt_at": now + delay, "last_error": result.reason}
+            if result.outcome in (SENT, FAILED):
+                result.values.update(_forget(result.claim.payload))
         try:
             with self.store.sessions() as session, session.begin():
                 session.execute(update(OutboxRow).where(OutboxRow.id == result.claim.id,
@@ -408,6 +410,17 @@ class NotifyWorker:
         send still in flight: it finishes in its thread, bounded by the channel's timeout)."""
         self._halt.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _forget(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload may list fields meant for the recipient only (`forget_after_delivery`, e.g.
+    the reporter's status link, whose token the store otherwise keeps only as a hash): once
+    the ticket is sent or given up, they are blanked in the stored row."""
+    forget = payload.get("forget_after_delivery")
+    if not isinstance(forget, list) or not forget:
+        return {}
+    return {"payload": {**payload, **{str(k): "" for k in forget if k in payload},
+                        "forget_after_delivery": []}}
 
 
 def _due(now: datetime):

@@ -2,7 +2,8 @@
 
 The token is 256 random bits, shown once (on the receipt the help desk prints and in the
 reporter's e-mail) and stored only as its SHA-256, so neither the database nor a log line
-holds a working link. The page it opens shows progress and outcome, never internal notes."""
+holds a working link. The e-mail's outbox row carries the link only until it is delivered
+(or given up): the notify worker blanks `forget_after_delivery` fields then. The page it opens shows progress and outcome, never internal notes."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def issue(session: Session, config: Config, incident: IncidentRow, now: datetime
                 continue
             payload = {"event": RECEIPT_EVENT, "incident": incident_snapshot(incident),
                        "step": None, "workflow": None, "note": url, "actor": "monitord",
-                       "at": now.isoformat(),
+                       "at": now.isoformat(), "forget_after_delivery": ["note"],
                        "recipient": {"name": None, "full_name": incident.reporter_name,
                                      "role": "", "address": incident.reporter_email,
                                      "language": config.language or "en"}}
