@@ -109,6 +109,9 @@ def test_v3_against_snmpd(snmpd_v3, user):
     assert snap.uptime_ticks is not None and snap.uptime_ticks > 0
     assert any(i.if_name == "lo" or i.if_descr == "lo" for i in snap.interfaces)
     assert "host-resources" in snap.profiles and snap.memory_percent is not None
+    # UCD laLoad and hrProcessorTable: this machine's own load and CPU count
+    assert snap.cpu_count == os.cpu_count()
+    assert abs(snap.load1 - os.getloadavg()[0]) < max(2.0, os.getloadavg()[0] * 0.5)
 
 
 def test_v3_wrong_credentials_are_not_a_timeout(snmpd_v3):

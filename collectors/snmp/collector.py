@@ -234,6 +234,11 @@ class SnmpCollector:
         if snapshot.memory_percent is not None:
             records.append(Sample(self.device, "host_memory_percent",
                                   float(snapshot.memory_percent), now))
+        if snapshot.load1 is not None:
+            records.append(Sample(self.device, "host_load1", float(snapshot.load1), now))
+            if snapshot.cpu_count:
+                records.append(Sample(self.device, "host_load_per_cpu",
+                                      float(snapshot.load1) / snapshot.cpu_count, now))
         for disk in snapshot.storage or ():
             records.append(Sample(self.device, "host_disk_used_percent",
                                   float(disk["used_percent"]), now,

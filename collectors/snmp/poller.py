@@ -97,6 +97,8 @@ class DeviceSnapshot:
     cpu_percent: float | None = None
     memory_percent: float | None = None
     storage: list[dict[str, Any]] | None = None
+    load1: float | None = None
+    cpu_count: int | None = None
     temperatures: dict[str, float] = field(default_factory=dict)
     profiles: list[str] = field(default_factory=list)
     duration_s: float = 0.0
@@ -119,6 +121,8 @@ class DeviceSnapshot:
             "cpu_percent": self.cpu_percent,
             "memory_percent": self.memory_percent,
             "storage": self.storage,
+            "load1": self.load1,
+            "cpu_count": self.cpu_count,
             "temperatures": self.temperatures or None,
             "profiles": self.profiles,
         }
@@ -172,11 +176,13 @@ def evaluate(spec: ValueSpec, gets: Gets, cols: Cols) -> Any:
         number = _number(*raw)
     else:
         rows = cols.get(spec.column, {})
+        if spec.reduce == "count":  # rows, whatever their values (OIDs, strings)
+            return len(rows) or None
         numbers = [n for n in (_number(t, v) for _i, (t, v) in sorted(rows.items()))
                    if n is not None and not (spec.skip_zero and n == 0)]
         if not numbers:
             return None
-        number = {"first": lambda v: v[0], "max": max, "min": min, "sum": sum,
+        number = {"first": lambda v: v[0], "max": max, "min": min, "sum": sum, "count": len,
                   "average": lambda v: sum(v) / len(v)}[spec.reduce](numbers)
     if number is None:
         return None
@@ -283,6 +289,10 @@ def apply_profiles(snapshot: DeviceSnapshot, chosen: Sequence[Profile], gets: Ge
                 ups[key] = evaluate(spec, gets, cols)
         if snapshot.cpu_percent is None and profile.cpu is not None:
             snapshot.cpu_percent = evaluate(profile.cpu, gets, cols)
+        if snapshot.load1 is None and profile.load is not None:
+            snapshot.load1 = evaluate(profile.load, gets, cols)
+        if snapshot.cpu_count is None and profile.cpu_count is not None:
+            snapshot.cpu_count = evaluate(profile.cpu_count, gets, cols)
         if snapshot.memory_percent is None and profile.memory:
             snapshot.memory_percent = _memory(profile.memory, gets, cols)
         for name, spec in profile.temperatures:

@@ -6,7 +6,8 @@ A profile has a `name`, a `match` (sysObjectID prefixes and/or sysDescr regular 
 `memory`, `temperatures`, `storage`. A group's field is a *value spec*:
 
     {get: OID}                       one scalar (GET)
-    {column: OID, reduce: average}   a table column (walked); reduce: first|average|max|min|sum
+    {column: OID, reduce: average}   a table column (walked);
+                                     reduce: first|average|max|min|sum|count
     scale: 0.1                       multiply (TimeTicks -> minutes is scale: 1/6000)
     offset: 100                      then add (100 - idle is scale: -1, offset: 100)
     contains: OID                    a column of OID values -> true when a row holds OID
@@ -34,8 +35,8 @@ import yaml
 
 from monitord.collectors.snmp.ber import BerError, oid_to_bytes
 
-GROUPS = ("ups", "cpu", "memory", "temperatures", "storage")
-REDUCERS = ("first", "average", "max", "min", "sum")
+GROUPS = ("ups", "cpu", "memory", "temperatures", "storage", "load", "cpu_count")
+REDUCERS = ("first", "average", "max", "min", "sum", "count")
 
 
 class ProfileError(ValueError):
@@ -84,6 +85,8 @@ class Profile:
     memory: Mapping[str, Any] | None = None  # {method: ..., specs}
     temperatures: tuple[tuple[str, ValueSpec], ...] = ()
     storage: str | None = None  # "hrstorage"
+    load: ValueSpec | None = None  # 1-minute load average
+    cpu_count: ValueSpec | None = None
 
     def matches(self, sys_object_id: str | None, sys_descr: str | None) -> bool:
         if self.always:
@@ -98,8 +101,7 @@ class Profile:
         gets: set[bytes] = set()
         cols: set[bytes] = set()
         specs: list[ValueSpec] = list(self.ups.values())
-        if self.cpu is not None:
-            specs.append(self.cpu)
+        specs += [spec for spec in (self.cpu, self.load, self.cpu_count) if spec is not None]
         specs += [spec for _n, spec in self.temperatures]
         if self.memory:
             specs += [v for v in self.memory.values() if isinstance(v, ValueSpec)]
@@ -219,6 +221,9 @@ def parse_profile(data: Any, source: str) -> Profile:
                            f"(known: {', '.join(UPS_FIELDS)})")
     ups = {k: parse_spec(v, f"{source}: ups.{k}") for k, v in ups_raw.items()}
     cpu = parse_spec(data["cpu"], f"{source}: cpu") if "cpu" in data else None
+    load = parse_spec(data["load"], f"{source}: load") if "load" in data else None
+    cpu_count = (parse_spec(data["cpu_count"], f"{source}: cpu_count")
+                 if "cpu_count" in data else None)
     memory = None
     if "memory" in data:
         raw = data["memory"]
@@ -241,7 +246,8 @@ def parse_profile(data: Any, source: str) -> Profile:
         raise ProfileError(f"{source}: storage: only hrstorage is known")
     return Profile(name=name, description=str(data.get("description", "")),
                    always=bool(match.get("always")), sys_object_ids=oids, sys_descr=descr,
-                   ups=ups, cpu=cpu, memory=memory, temperatures=tuple(temps), storage=storage)
+                   ups=ups, cpu=cpu, memory=memory, temperatures=tuple(temps), storage=storage,
+                   load=load, cpu_count=cpu_count)
 
 
 def _bundled() -> list[tuple[str, str]]:
