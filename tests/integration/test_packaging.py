@@ -37,6 +37,10 @@ def test_wheel_carries_the_data_files(installed: Path):
     for name in ("demo.yaml", "demo-fast-ladder.yaml", "example.yaml", "locale/id.po",
                  "workflows/dki-jakarta-2013.yaml"):
         assert (bundled / name).is_file(), name
+    for name in ("noc-overview.json", "network.json", "security.json", "health.json",
+                 "provisioning/dashboards/monitord.yaml",
+                 "provisioning/datasources/monitord-prometheus.yaml"):  # Grafana (issue 8)
+        assert (bundled / "grafana" / name).is_file(), name
     templates = installed / "monitord" / "incidents"
     assert (templates / "templates" / "recap.html").is_file()
     assert list((templates / "notify" / "templates").glob("ticket.*"))
