@@ -130,6 +130,7 @@ class Daemon:
                                          config.collectors.backoff_max))
         if self.snmp_metrics is None:  # SNMP devices (issue 5): one job per device
             self.snmp_metrics = SnmpMetrics(self.metrics.registry)
+            self.metrics.text_sources.append(self.snmp_metrics.render_text)
         for collector in snmp_collectors(config, self.snmp_metrics):
             jobs.append(RunningCollector(collector, config.snmp.collector_settings(),
                                          self.pipeline, self.metrics, self.clock,

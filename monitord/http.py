@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Sequence
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -78,7 +78,7 @@ def build_app(metrics: Metrics, submit: Submit, now: Callable[[], datetime],
     """/metrics, /healthz and the findings intake; `extra_routes` and `middleware` are the web
     desk's and the JSON API's (monitord.web.app.build_web)."""
     async def metrics_endpoint(request: Request) -> Response:
-        body = await asyncio.to_thread(generate_latest, metrics.registry)
+        body = await asyncio.to_thread(metrics.exposition)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:

@@ -10,7 +10,7 @@ import logging
 import platform
 from typing import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -24,6 +24,7 @@ KIND_LABEL_CAP = 200
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.text_sources: list[Callable[[], str]] = []
         r = self.registry
         self.build_info = Gauge("monitord_build_info", "Version of the running monitord.",
                                 ["version", "python"], registry=r)
@@ -64,6 +65,14 @@ class Metrics:
         self._kinds: set[str] = set()
         self.values = ValueGauges()  # host, service-check and netconfig samples (issue 7)
         r.register(self.values)
+
+    def exposition(self) -> bytes:
+        """The /metrics body: the registry, then every `text_sources` text (families that are
+        rendered directly because they are large, e.g. SNMP interfaces; see
+        `SnmpMetrics.render_text`)."""
+        body = generate_latest(self.registry)
+        extra = [source() for source in self.text_sources]
+        return body + "".join(extra).encode() if extra else body
 
     def kind_label(self, kind: str) -> str:
         if kind in self._kinds:

@@ -66,6 +66,7 @@ class SnmpMetrics:
                                      "SNMP datagrams that could not be decoded (dropped).",
                                      registry=registry)
         self.latest: dict[str, tuple[DeviceSnapshot, tuple[InterfaceRates, ...]]] = {}
+        self._labels: dict[tuple[str, int, str], str] = {}
         registry.register(_ValuesCollector(self))
 
     def observe(self, snapshot: DeviceSnapshot, rates: tuple[InterfaceRates, ...]) -> None:
@@ -74,6 +75,52 @@ class SnmpMetrics:
             self.errors.labels(snapshot.device, snapshot.error).inc()
         else:
             self.latest[snapshot.device] = (snapshot, rates)
+
+    def render_text(self) -> str:
+        """The per-interface families (status, speed, counters, rates: 11 lines per interface)
+        in the Prometheus text format, appended to the registry's exposition by /metrics
+        (`Metrics.text_sources`).
+
+        Why not a registry collector: prometheus_client validates and escapes every label
+        name and value of every sample again (about 11 us a line); a 50-port switch is ~550
+        lines, and that cost was more than the whole poll (bench/snmp_poll.py). Here the label
+        string of an interface is escaped once and reused while the interface exists."""
+        latest = list(self.latest.items())
+        old = self._labels
+        cache: dict[tuple[str, int, str], str] = {}
+        lines: dict[str, list[str]] = {name: [] for name, _h, _t in _IF_FAMILIES}
+        oper, admin, speed = (lines["monitord_snmp_if_oper_up"],
+                              lines["monitord_snmp_if_admin_up"],
+                              lines["monitord_snmp_if_speed_bps"])
+        counters = [(lines[name + "_total"], name + "_total", attr)
+                    for name, _doc, attr in _IF_COUNTERS]
+        rate_in, rate_out = lines["monitord_snmp_if_in_bps"], lines["monitord_snmp_if_out_bps"]
+        for device, (snap, rates) in latest:
+            for iface in snap.interfaces:
+                key = (device, iface.if_index, (iface.if_name or iface.if_descr or "")[:64])
+                lab = cache.get(key) or old.get(key) or _label_text(*key)
+                cache[key] = lab
+                oper.append(f"monitord_snmp_if_oper_up{lab}"
+                            f"{'1.0' if iface.oper_status == 'up' else '0.0'}\n")
+                admin.append(f"monitord_snmp_if_admin_up{lab}"
+                             f"{'1.0' if iface.admin_status == 'up' else '0.0'}\n")
+                if iface.speed_bps is not None:
+                    speed.append(f"monitord_snmp_if_speed_bps{lab}{float(iface.speed_bps)!r}\n")
+                for out, name, attr in counters:
+                    value = getattr(iface, attr)
+                    if value is not None:
+                        out.append(f"{name}{lab}{float(value)!r}\n")
+            for r in rates:
+                key = (device, r.if_index, r.if_name[:64])
+                lab = cache.get(key) or old.get(key) or _label_text(*key)
+                cache[key] = lab
+                if r.in_bps is not None:
+                    rate_in.append(f"monitord_snmp_if_in_bps{lab}{float(r.in_bps)!r}\n")
+                if r.out_bps is not None:
+                    rate_out.append(f"monitord_snmp_if_out_bps{lab}{float(r.out_bps)!r}\n")
+        self._labels = cache  # only interfaces that still exist stay cached
+        return "".join(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n" + "".join(lines[name])
+                       for name, doc, kind in _IF_FAMILIES)
 
     def forget(self, keep: Iterable[str]) -> None:
         keep = set(keep)
@@ -95,6 +142,26 @@ _IF_COUNTERS = (
     ("monitord_snmp_if_in_discards", "ifInDiscards.", "in_discards"),
     ("monitord_snmp_if_out_discards", "ifOutDiscards.", "out_discards"),
 )
+_RATE_GAUGES = (
+    ("monitord_snmp_if_in_bps", "Inbound bits per second."),
+    ("monitord_snmp_if_out_bps", "Outbound bits per second."),
+)
+# (sample name, HELP, TYPE) of every family render_text writes, in order.
+_IF_FAMILIES = tuple(
+    [(name, doc, "gauge") for name, doc, _a in _IF_GAUGES]
+    + [(name + "_total", doc, "counter") for name, doc, _a in _IF_COUNTERS]
+    + [(name, doc, "gauge") for name, doc in _RATE_GAUGES])
+
+
+def _escape(value: str) -> str:
+    """A label value in the text format: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _label_text(device: str, if_index: int, if_name: str) -> str:
+    return f'{{device="{_escape(device)}",ifIndex="{if_index}",ifName="{_escape(if_name)}"}} '
+
+
 _UPS_GAUGES = (
     ("charge_percent", "monitord_snmp_ups_charge_percent", "Battery charge remaining (%)."),
     ("runtime_minutes", "monitord_snmp_ups_runtime_minutes", "Estimated runtime (minutes)."),
@@ -126,14 +193,6 @@ class _ValuesCollector:
                                  labels=["device", "sensor"])
         store = GaugeMetricFamily("monitord_snmp_storage_used_percent", "Disk used (%).",
                                   labels=["device", "mount"])
-        rate_in = GaugeMetricFamily("monitord_snmp_if_in_bps", "Inbound bits per second.",
-                                    labels=["device", "ifIndex", "ifName"])
-        rate_out = GaugeMetricFamily("monitord_snmp_if_out_bps", "Outbound bits per second.",
-                                     labels=["device", "ifIndex", "ifName"])
-        gauges = {name: GaugeMetricFamily(name, doc, labels=["device", "ifIndex", "ifName"])
-                  for name, doc, _a in _IF_GAUGES}
-        counters = {name: CounterMetricFamily(name, doc, labels=["device", "ifIndex", "ifName"])
-                    for name, doc, _a in _IF_COUNTERS}
         ups = {key: GaugeMetricFamily(name, doc, labels=["device"])
                for key, name, doc in _UPS_GAUGES}
         for device, (snap, rates) in latest:
@@ -147,30 +206,11 @@ class _ValuesCollector:
                 temp.add_metric([device, sensor[:64]], float(value))
             for disk in (snap.storage or [])[:64]:
                 store.add_metric([device, str(disk["descr"])[:64]], float(disk["used_percent"]))
-            for iface in snap.interfaces:
-                labels = [device, str(iface.if_index), (iface.if_name or iface.if_descr or "")[:64]]
-                gauges["monitord_snmp_if_oper_up"].add_metric(
-                    labels, 1.0 if iface.oper_status == "up" else 0.0)
-                gauges["monitord_snmp_if_admin_up"].add_metric(
-                    labels, 1.0 if iface.admin_status == "up" else 0.0)
-                if iface.speed_bps is not None:
-                    gauges["monitord_snmp_if_speed_bps"].add_metric(labels, iface.speed_bps)
-                for name, _doc, attr in _IF_COUNTERS:
-                    value = getattr(iface, attr)
-                    if value is not None:
-                        counters[name].add_metric(labels, value)
-            for r in rates:
-                labels = [device, str(r.if_index), r.if_name[:64]]
-                if r.in_bps is not None:
-                    rate_in.add_metric(labels, r.in_bps)
-                if r.out_bps is not None:
-                    rate_out.add_metric(labels, r.out_bps)
             for key, family in ups.items():
                 value = (snap.ups or {}).get(key)
                 if value is not None:
                     family.add_metric([device], float(value))
-        yield from (up, cpu, mem, temp, store, rate_in, rate_out, *gauges.values(),
-                    *counters.values(), *ups.values())
+        yield from (up, cpu, mem, temp, store, *ups.values())
 
 
 _SHARED: dict[int, SnmpTransport] = {}
