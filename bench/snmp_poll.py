@@ -240,13 +240,11 @@ class MonitordFull:
     the config's default timeout/retries/max-repetitions, profiles `system` + `if-mib`, i.e.
     what a plain switch gets), `poll(now)` for each (walks, decode, rates, records, metrics
     snapshot), every record through `NetworkDetector` and `UpsDetector`, and once per round
-    the Prometheus exposition of the registry, i.e. one scrape per poll interval (the exporter's
+    the body /metrics serves (`Metrics.exposition()`), i.e. one scrape per poll interval (the exporter's
     figure includes its exposition too). `now` advances 60 s per round, as the scheduler would.
     """
 
     def __init__(self, targets: list[str], concurrency: int) -> None:
-        from prometheus_client import CollectorRegistry, generate_latest
-
         from monitord.collectors.snmp import ber
         from monitord.collectors.snmp.collector import (POLL_EVENT, SnmpCollector, SnmpMetrics,
                                                         v2_factory)
@@ -254,13 +252,14 @@ class MonitordFull:
         from monitord.config import SnmpSettings
         from monitord.detectors.network import NetworkDetector
         from monitord.detectors.ups import UpsDetector
+        from monitord.metrics import Metrics
 
         settings = SnmpSettings()
         self.settings = settings
         self.poll_event = POLL_EVENT
-        self.generate_latest = generate_latest
-        self.registry = CollectorRegistry()
-        metrics = SnmpMetrics(self.registry)
+        self.daemon_metrics = Metrics()  # wired as the daemon does; /metrics = exposition()
+        metrics = SnmpMetrics(self.daemon_metrics.registry)
+        self.daemon_metrics.text_sources.append(metrics.render_text)
         profiles = load_profiles()
         self.collectors = [
             SnmpCollector(f"bench-{i:03d}", v2_factory(
@@ -297,7 +296,7 @@ class MonitordFull:
         before = time.process_time()
         counts = self.loop.run_until_complete(self._all())
         middle = time.process_time()
-        self.exposition_bytes = len(self.generate_latest(self.registry))
+        self.exposition_bytes = len(self.daemon_metrics.exposition())
         cpu = time.process_time() - before
         n = len(self.collectors)
         self.detail = (f"poll+detectors {(middle - before) * 1000 / n:.2f} ms, exposition "
