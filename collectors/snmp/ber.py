@@ -165,11 +165,28 @@ def oid_str(data: bytes) -> str:
     return ".".join(map(str, bytes_to_oid(data)))
 
 
+_INDEX_CACHE: dict[bytes, tuple[int, ...]] = {}
+_INDEX_CACHE_MAX = 200_000
+
+
 def index_of(tail: bytes) -> tuple[int, ...]:
-    """The row index below a column: the tail of the OID after the column's prefix."""
+    """The row index below a column: the tail of the OID after the column's prefix. The same
+    row indexes come back in every column and every poll, so decoded tails are memoised
+    (bounded: the memo is dropped when it reaches _INDEX_CACHE_MAX entries)."""
+    found = _INDEX_CACHE.get(tail)
+    if found is not None:
+        return found
+    found = _index_of(tail)
+    if len(_INDEX_CACHE) >= _INDEX_CACHE_MAX:
+        _INDEX_CACHE.clear()
+    _INDEX_CACHE[tail] = found
+    return found
+
+
+def _index_of(tail: bytes) -> tuple[int, ...]:
     if not tail:
         return ()
-    if max(tail) < 0x80:  # the usual case: every sub-identifier below 128
+    if max(tail) < 0x80:  # every sub-identifier below 128
         return tuple(tail)
     subs: list[int] = []
     value = 0
