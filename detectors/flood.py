@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from monitord.packet import TCP_ACK, TCP_RST, TCP_SYN, Packet
-from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, count_into, top,
+from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, top,
                                          traffic_finding)
 from monitord.i18n import N_, _
 from monitord.records import Finding, Level, Severity
@@ -104,10 +104,22 @@ class FloodDetector:
         src = p.src_ip
         if len(v.sources) < s.max_sources:
             v.sources.add(src)  # type: ignore[arg-type]
-        count_into(v.src_counts, src, 64)
-        count_into(v.ports, p.dport, 64)
+        counts = v.src_counts  # count_into, inlined (this runs for every SYN/UDP/ICMP packet)
+        if src in counts:
+            counts[src] += 1
+        elif len(counts) < 64:
+            counts[src] = 1
+        counts, key = v.ports, p.dport
+        if key in counts:
+            counts[key] += 1
+        elif len(counts) < 64:
+            counts[key] = 1
         if proto == 17:
-            count_into(v.sports, p.sport, 64)
+            counts, key = v.sports, p.sport
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < 64:
+                counts[key] = 1
         limit = self._limits[kind]
         if rate < limit:
             if rate < limit / 4:

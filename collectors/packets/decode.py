@@ -199,7 +199,7 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
         if stats is not None:
             stats.tcp += 1
         return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, 6, sport, dport,
-                      flags, doff - 20, payload_len=end - pay, ftp_code=ftp)
+                      flags, doff - 20, -1, -1, end - pay, None, None, None, ftp)
     if proto == 17:
         if end < l4 + 8:
             return None
@@ -217,14 +217,14 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
         if stats is not None:
             stats.udp += 1
         return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, 17, sport, dport,
-                      payload_len=end - pay, dns=dns, dhcp=dhcp)
+                      0, 0, -1, -1, end - pay, None, dns, dhcp)
     if proto == 1 or proto == 58:
         if end < l4 + 4:
             return None
         if stats is not None:
             stats.icmp += 1
-        return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, proto,
-                      icmp_type=frame[l4], icmp_code=frame[l4 + 1], payload_len=end - l4 - 4)
+        return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, proto, 0, 0, 0, 0,
+                      frame[l4], frame[l4 + 1], end - l4 - 4)
     if stats is not None:
         stats.other += 1
     return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, proto,
