@@ -224,3 +224,32 @@ def test_tcpreplay_at_fixed_rate_gives_the_offline_findings(name, tmp_path):
         assert got == want
     finally:
         subprocess.run(["ip", "netns", "del", f"{lan.PREFIX}rp"], check=False)
+
+
+def test_kernel_filter_and_promiscuous_mode_on_the_mirror_port(segment):
+    """The BPF filter runs in the kernel (only ARP reaches the socket while TCP flows), and
+    promiscuous mode is on while the socket is open and off after."""
+    from monitord.collectors.packets.decode import decode
+    from monitord.collectors.packets.live import LiveCapture
+
+    flags = Path(f"/sys/class/net/{lan.MONITOR}/flags")
+    before = int(flags.read_text(), 16)
+    with LiveCapture(lan.MONITOR, bpf="arp", promiscuous=True, timeout=0.2) as cap:
+        assert int(flags.read_text(), 16) & 0x100, "IFF_PROMISC is not set"
+        sent = _run_ns("a", "hping3", "-S", "-p", "22", "-c", "50", "-i", "u2000", "-q",
+                       lan.HOSTS["v"], limit=10)
+        assert sent.returncode == 0, sent.stderr
+        asked = _run_ns("a", sys.executable, "-c", _ASK_ARP.format(
+            iface="trafh-a", a_mac=lan.mac_of("a", "trafh-a"), a_ip=lan.HOSTS["a"],
+            v_ip=lan.HOSTS["v"]))
+        assert asked.returncode == 0, asked.stderr
+        got = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            item = cap.recv()
+            if item is not None:
+                got.append(decode(item[0], item[1]))
+        kernel = cap.kernel_stats()
+    assert int(flags.read_text(), 16) & 0x100 == before & 0x100
+    assert got and all(p is not None and p.arp is not None for p in got), got[:3]
+    assert kernel.packets == len(got) and kernel.drops == 0
