@@ -75,7 +75,8 @@ def snmpd_ns_skip_reason() -> str | None:
     return None
 
 
-def _run(cmd: list[str], check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], check: bool = True,
+         input: str | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, input=input)
     if check and proc.returncode != 0:
         raise HarnessError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
