@@ -16,8 +16,8 @@ this harness uses; nothing else ever receives traffic from it.
         agent.restart()                    # sysUpTime resets, engineBoots + 1 (v3)
 
 Interfaces: this kernel has no `dummy` module, so the N interfaces inside are veth pairs
-(`p1`/`q1`, `p2`/`q2`, ...), both ends inside the namespace, all up. `interfaces=N` makes N
-interfaces in total (N/2 pairs, rounded up), plus `lo` and the uplink `sna<N>`. When the
+(`p1`/`q1`, `p2`/`q2`, ...), both ends inside the namespace, all up. `interfaces=N` makes N interfaces
+(N/2 pairs; an odd N is rounded up to the next even number), plus `lo` and the uplink `sna<N>`. When the
 `dummy` link type is available, `dummy=True` makes N dummy interfaces `d1..dN` instead.
 
 SNMP: v2c community (read-only), an SNMPv3 authPriv user (SHA-256 + AES-128 by default,
@@ -234,7 +234,6 @@ class SnmpdNamespace:
             for i in range(1, pairs + 1):
                 batch.append(f"link add p{i} type veth peer name q{i}")
                 names += [f"p{i}", f"q{i}"]
-            names = names[: self.interfaces] if self.interfaces % 2 == 0 else names
         batch += [f"link set {n} up" for n in names]
         _run(["ip", "-n", self.name, "-batch", "-"], input="\n".join(batch) + "\n")
         self.interface_names = names
