@@ -16,9 +16,10 @@ this harness uses; nothing else ever receives traffic from it.
         agent.restart()                    # sysUpTime resets, engineBoots + 1 (v3)
 
 Interfaces: this kernel has no `dummy` module, so the N interfaces inside are veth pairs
-(`p1`/`q1`, `p2`/`q2`, ...), both ends inside the namespace, all up. `interfaces=N` makes N interfaces
-(N/2 pairs; an odd N is rounded up to the next even number), plus `lo` and the uplink `sna<N>`. When the
-`dummy` link type is available, `dummy=True` makes N dummy interfaces `d1..dN` instead.
+(`p1`/`q1`, `p2`/`q2`, ...), both ends inside the namespace, all up. `interfaces=N` makes N
+interfaces (N/2 pairs; an odd N is rounded up to the next even number), plus `lo` and the
+uplink `sna<N>`. Where the `dummy` link type exists, `dummy=True` makes N dummy interfaces
+`d1..dN` instead.
 
 SNMP: v2c community (read-only), an SNMPv3 authPriv user (SHA-256 + AES-128 by default,
 `createUser` in the config, persistent state in the agent's own directory so engineBoots
