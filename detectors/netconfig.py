@@ -8,7 +8,10 @@ covered the change, or why the fetch failed), never SSH, the store or the clock.
   change is its own incident (the dedup key holds the version), closed by people.
 - `netconfig_auth_failed`, `netconfig_timeout`, `netconfig_unreachable`, `netconfig_ssh_error`,
   `netconfig_unknown_command`: the fetch failed, with the reason in words; the next
-  successful fetch clears it. A `show` command the device does not know is
+  successful fetch clears it.
+- `netconfig_host_key_changed` (network security): the device presented another SSH host key
+  than the one pinned at its first fetch, so monitord did not log in; cleared once a person
+  accepts the new key (`monitord config-backup DEVICE --accept-host-key`). A `show` command the device does not know is
   `netconfig_unknown_command` for that command, cleared when it works again."""
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ FAILURES = {
     "unknown_command": ("netconfig_unknown_command", Severity.MEDIUM,
                         N_("Configuration backup of {device} failed: the device does not "
                            "know the command ({error})")),
+    "host_key_changed": ("netconfig_host_key_changed", Severity.HIGH,
+                         N_("SSH host key of {device} changed; monitord did not log in "
+                            "({error})")),
 }
+# A device that suddenly presents another host key may be a man in the middle.
+SECURITY_REASONS = ("host_key_changed",)
 UNKNOWN_SHOW = N_("{device} does not know the command {command!r}: {error}")
 KINDS = ("config_changed",) + tuple(kind for kind, _s, _t in FAILURES.values())
 
@@ -96,8 +104,10 @@ class NetconfigDetector:
                          finding_state: FindingState) -> Finding:
         kind, severity, summary = FAILURES.get(state.failing or "", FAILURES["ssh_error"])
         error = state.last_error or "-"
+        category = Category.NETWORK_SECURITY if state.failing in SECURITY_REASONS \
+            else Category.NETWORK
         return Finding(
-            kind=kind, category=Category.NETWORK, severity=severity, state=finding_state,
+            kind=kind, category=category, severity=severity, state=finding_state,
             dedup_key=f"{kind}:{record.device}",
             summary=_(summary).format(device=record.device, error=error),
             first_seen=state.failing_since or record.at, last_seen=record.at,
@@ -105,7 +115,9 @@ class NetconfigDetector:
             impact=Level.LOW, urgency=Level.MEDIUM,
             evidence={"reason": state.failing, "error": error,
                       "device_type": record.fields.get("device_type"),
-                      "command": record.fields.get("command")})
+                      "command": record.fields.get("command"),
+                      "host_key": record.fields.get("host_key"),
+                      "pinned_host_key": record.fields.get("pinned_host_key")})
 
     def _unknown_shows(self, record: Event, state: _State) -> list[Finding]:
         failed: Mapping[str, str] = record.fields.get("failed_commands") or {}

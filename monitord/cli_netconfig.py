@@ -19,6 +19,9 @@ def register(sub, common: argparse.ArgumentParser, with_json: argparse.ArgumentP
     backup = sub.add_parser("config-backup", parents=[common, with_json],
                             help=_("fetch a device's configuration over SSH and store it"))
     backup.add_argument("device", metavar="DEVICE", help=_("a device listed under netconfig"))
+    backup.add_argument("--accept-host-key", action="store_true",
+                        help=_("trust the SSH host key the device presents now (after checking "
+                               "that it changed on purpose)"))
     backup.set_defaults(func=cmd_config_backup)
     diff = sub.add_parser("config-diff", parents=[common, with_json],
                           help=_("show what changed between stored configuration versions"))
@@ -57,7 +60,7 @@ def cmd_config_backup(args: argparse.Namespace) -> int:
         except NetconfigSetupError as exc:
             raise UsageError(str(exc)) from None
         now = datetime.now(timezone.utc)
-        backup = collector.backup(now)
+        backup = collector.backup(now, accept_host_key=args.accept_host_key)
     finally:
         store.close()
     from monitord.collectors.netconfig.collector import records_for

@@ -63,6 +63,8 @@ class SshPeer:
     port: int = 22
     proc: subprocess.Popen | None = None
     _cleanups: list = field(default_factory=list)
+    _sshd_config: Path | None = None
+    _sshd_log: object = None
 
     def write_config(self, text: str) -> None:
         self.running_conf.write_text(text)
@@ -71,6 +73,45 @@ class SshPeer:
     def log(self) -> str:
         path = self.directory / "sshd.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def _start_sshd(self) -> None:
+        self._sshd_log = open(self.directory / "sshd.log", "ab")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.namespace, SSHD, "-D", "-e",
+                                      "-f", str(self._sshd_config)], stdout=self._sshd_log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited {self.proc.returncode}: {self.log()}")
+            try:
+                with socket.create_connection((self.address, 22), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"sshd did not listen: {self.log()}") from None
+                time.sleep(0.1)
+
+    def _stop_sshd(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._sshd_log.close()
+        self.proc = None
+
+    def rotate_host_key(self) -> None:
+        """Restart sshd with a new host key (what a replaced device, or a man in the middle,
+        looks like to a client)."""
+        self._stop_sshd()
+        key = self.directory / "ssh_host_ed25519_key"
+        for path in (key, key.with_suffix(".pub")):
+            path.unlink(missing_ok=True)
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+        self._start_sshd()
 
     def stop(self) -> None:
         for cleanup in reversed(self._cleanups):
@@ -122,31 +163,9 @@ def start_peer(password: str | None = None) -> SshPeer:
             f"LogLevel VERBOSE\nPrintMotd no\nBanner none\n")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
         peer.write_config("hostname core-rtr\n")
-        log = open(directory / "sshd.log", "ab")
-        peer.proc = subprocess.Popen(["ip", "netns", "exec", namespace, SSHD, "-D", "-e", "-f",
-                                      str(config)], stdout=log, stderr=subprocess.STDOUT)
-        proc = peer.proc
-
-        def stop_sshd() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
-        peer._cleanups.append(stop_sshd)
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sshd exited {proc.returncode}: {peer.log()}")
-            try:
-                with socket.create_connection((address, 22), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"sshd did not listen: {peer.log()}") from None
-                time.sleep(0.1)
+        peer._sshd_config = config
+        peer._cleanups.append(peer._stop_sshd)
+        peer._start_sshd()
         return peer
     except BaseException:
         peer.stop()

@@ -14,7 +14,14 @@ from datetime import datetime
 from typing import Any, Callable
 
 from monitord.collectors.netconfig.fetch import FetchResult, SshTarget, fetch
-from monitord.collectors.netconfig.versions import CONFIG, SHOW, record, unified_diff
+from monitord.collectors.netconfig.versions import (
+    CONFIG,
+    HOSTKEY,
+    SHOW,
+    latest,
+    record,
+    unified_diff,
+)
 from monitord.records import Event, Sample
 
 log = logging.getLogger("monitord.collectors.netconfig")
@@ -34,22 +41,34 @@ class NetconfigCollector:
     (incidents.maintenance.MaintenanceCalendar), None for no windows."""
 
     def __init__(self, target: SshTarget, store, calendar=None,
-                 fetcher: Callable[[SshTarget], FetchResult] = fetch) -> None:
+                 fetcher: Callable[[SshTarget, str | None], FetchResult] = fetch) -> None:
         self.target = target
         self.store = store
         self.calendar = calendar
         self.fetcher = fetcher
         self.name = f"netconfig:{target.device}"
 
-    def backup(self, now: datetime) -> Backup:
-        """Fetch and record once (the daemon's run and `monitord config-backup`)."""
+    def pinned_host_key(self) -> str | None:
+        """The host key the device presented at its first successful fetch (trust on first
+        use, kept in the store), or None before that."""
+        if self.store is None:
+            return None
+        with self.store.sessions() as session:
+            row = next(iter(latest(session, self.target.device, HOSTKEY)), None)
+            return row.content if row is not None else None
+
+    def backup(self, now: datetime, accept_host_key: bool = False) -> Backup:
+        """Fetch and record once (the daemon's run and `monitord config-backup`).
+        `accept_host_key`: a person checked that the device's new host key is legitimate."""
         target = self.target
-        result = self.fetcher(target)
+        pinned = None if accept_host_key else self.pinned_host_key()
+        result = self.fetcher(target, pinned)
         fields: dict[str, Any] = {"device": target.device, "device_type": target.device_type,
                                   "ok": result.ok, "reason": result.reason,
                                   "error": result.error, "seconds": round(result.seconds, 3),
                                   "failed_commands": dict(result.failed_commands),
-                                  "command": target.config_command}
+                                  "command": target.config_command,
+                                  "host_key": result.host_key, "pinned_host_key": pinned}
         if not result.ok:
             log.warning("netconfig fetch failed device=%s reason=%s", target.device,
                         result.reason)
@@ -59,6 +78,8 @@ class NetconfigCollector:
                               result.config or "", now)
             for command, output in result.outputs.items():
                 record(session, target.device, SHOW, command, output, now)
+            if result.host_key is not None:  # pinned at the first fetch (or a person's accept)
+                record(session, target.device, HOSTKEY, "ssh-host-key", result.host_key, now)
             version = recorded.version
             fields.update(version=version.id, sha256=version.sha256, lines=version.lines,
                           changed=recorded.changed, baseline=recorded.previous is None

@@ -7,6 +7,8 @@ text that leaves this module (configuration, outputs, error messages) is masked 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import logging
 import re
@@ -24,9 +26,9 @@ log = logging.getLogger("monitord.collectors.netconfig")
 for _noisy in ("netmiko", "paramiko"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
-AUTH_FAILED, TIMEOUT, UNREACHABLE, UNKNOWN_COMMAND, SSH_ERROR = (
-    "auth_failed", "timeout", "unreachable", "unknown_command", "ssh_error")
-REASONS = (AUTH_FAILED, TIMEOUT, UNREACHABLE, UNKNOWN_COMMAND, SSH_ERROR)
+AUTH_FAILED, TIMEOUT, UNREACHABLE, UNKNOWN_COMMAND, SSH_ERROR, HOST_KEY_CHANGED = (
+    "auth_failed", "timeout", "unreachable", "unknown_command", "ssh_error", "host_key_changed")
+REASONS = (AUTH_FAILED, TIMEOUT, UNREACHABLE, UNKNOWN_COMMAND, SSH_ERROR, HOST_KEY_CHANGED)
 
 # What devices answer to a command they do not know (IOS/EOS %, JunOS, RouterOS, ProCurve,
 # Comware, a Unix shell) or to a file that is not there. Only the first lines are read, so a
@@ -65,6 +67,7 @@ class FetchResult:
     outputs: Mapping[str, str] = field(default_factory=dict)  # command -> masked output
     failed_commands: Mapping[str, str] = field(default_factory=dict)  # command -> what it said
     seconds: float = 0.0
+    host_key: str | None = None  # "ssh-ed25519 SHA256:..." the device presented
 
 
 def unknown_command(output: str) -> str | None:
@@ -111,8 +114,27 @@ def connect_params(target: SshTarget) -> dict:
     return params
 
 
-def fetch(target: SshTarget) -> FetchResult:
-    """Log in, run the configuration command and every `show` command, log out."""
+def host_key_fingerprint(target: SshTarget) -> str:
+    """The device's SSH host key as "TYPE SHA256:base64", read in a handshake that stops
+    before any authentication: nothing secret is sent to a device that is not the one pinned."""
+    import paramiko
+
+    sock = socket.create_connection((target.host, target.port), timeout=target.timeout)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=target.timeout)
+        key = transport.get_remote_server_key()
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        return f"{key.get_name()} SHA256:{digest}"
+    finally:
+        transport.close()
+        sock.close()
+
+
+def fetch(target: SshTarget, pinned_host_key: str | None = None) -> FetchResult:
+    """Log in, run the configuration command and every `show` command, log out. With
+    `pinned_host_key` (what the device presented before), a different key stops the fetch
+    before the login: the password is not offered to what may be a man in the middle."""
     from netmiko import ConnectHandler
     from netmiko.exceptions import (
         NetmikoAuthenticationException,
@@ -143,6 +165,23 @@ def fetch(target: SshTarget) -> FetchResult:
     except OSError as exc:
         return failed(UNREACHABLE, f"{target.host}:{target.port}: "
                                    f"{exc.strerror or type(exc).__name__}")
+    try:
+        presented = host_key_fingerprint(target)
+    except (socket.timeout, TimeoutError):
+        return failed(TIMEOUT, f"no SSH handshake with {target.host}:{target.port} within "
+                               f"{target.timeout:g} s")
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        text = str(exc).lower()
+        # paramiko ends a handshake that ran out of time with "No existing session"
+        if "banner" in text or "timed out" in text or \
+                time.monotonic() - started >= target.timeout * 0.9:
+            return failed(TIMEOUT, f"no SSH handshake with {target.host}:{target.port} "
+                                   f"within {target.timeout:g} s")
+        return failed(SSH_ERROR, f"SSH handshake failed: {type(exc).__name__}")
+    if pinned_host_key is not None and presented != pinned_host_key:
+        return FetchResult(False, HOST_KEY_CHANGED, f"the device presented {presented}; "
+                           f"{pinned_host_key} was pinned", seconds=time.monotonic() - started,
+                           host_key=presented)
     try:
         connection = ConnectHandler(**params)
     except NetmikoAuthenticationException:
@@ -185,7 +224,8 @@ def fetch(target: SshTarget) -> FetchResult:
             else:
                 outputs[command] = mask_config(output, target.mask)
         return FetchResult(True, config=mask_config(raw, target.mask), outputs=outputs,
-                           failed_commands=failed_commands, seconds=time.monotonic() - started)
+                           failed_commands=failed_commands, seconds=time.monotonic() - started,
+                           host_key=presented)
     except (OSError, EOFError, paramiko.SSHException) as exc:
         return failed(SSH_ERROR, f"SSH session broke: {type(exc).__name__}")
     finally:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from monitord.incidents.store.models import NetconfigVersionRow
 
-CONFIG, SHOW = "config", "show"
+CONFIG, SHOW, HOSTKEY = "config", "show", "hostkey"  # hostkey: the pinned SSH host key
 SHOW_KEEP = 20
 DIFF_MAX_LINES = 400  # in a finding's evidence; `monitord config-diff` prints all of it
 DIFF_MAX_CHARS = 40_000

@@ -277,8 +277,47 @@ def test_a_port_that_never_speaks_ssh_is_a_timeout_finding():
         assert time.monotonic() - started < 15
     assert not result.ok and result.reason == "timeout", result
     # the failure never touches the store: the collector runs on the same result without one
-    collector = NetconfigCollector(target, store=None, fetcher=lambda _target: result)
+    collector = NetconfigCollector(target, store=None, fetcher=lambda _target, _pinned: result)
     findings = [f for r in collector.poll(datetime.now(timezone.utc))
                 for f in NetconfigDetector().observe(r)]
     assert [f.kind for f in findings] == ["netconfig_timeout"]
     assert "timed out" in findings[0].summary
+
+
+def test_a_changed_host_key_stops_the_login_and_is_a_security_finding(sqlite_url: str):
+    """Trust on first use, kept in the store: the first fetch pins the host key; after the
+    device's key changes the collector does not log in (sshd sees no password attempt) and
+    raises netconfig_host_key_changed (network security) until a person accepts the key."""
+    peer = sshd_peer.start_peer()
+    store = open_store(Storage(url=sqlite_url))
+    store.migrate()
+    detector = NetconfigDetector()
+    now = datetime.now(timezone.utc)
+    try:
+        peer.write_config(BASE_CONFIG)
+        collector = NetconfigCollector(_target(peer), store)
+        assert collector.pinned_host_key() is None
+        assert [f for r in collector.poll(now) for f in detector.observe(r)] == []
+        pinned = collector.pinned_host_key()
+        assert pinned and pinned.startswith("ssh-ed25519 SHA256:")
+
+        peer.rotate_host_key()
+        accepted_before = peer.log().count("Accepted password")
+        [finding] = [f for r in collector.poll(now) for f in detector.observe(r)]
+        assert finding.kind == "netconfig_host_key_changed"
+        assert finding.category is Category.NETWORK_SECURITY and finding.severity.value == "high"
+        assert finding.evidence["pinned_host_key"] == pinned
+        assert finding.evidence["host_key"] != pinned
+        time.sleep(0.5)  # sshd writes its log lines after the connection closes
+        assert peer.log().count("Accepted password") == accepted_before
+        assert "Failed password" not in peer.log()
+        assert collector.pinned_host_key() == pinned  # a refused key is never pinned by itself
+
+        backup = collector.backup(now, accept_host_key=True)  # a person checked the new key
+        assert backup.result.ok and collector.pinned_host_key() == backup.result.host_key
+        cleared = [f for r in collector.poll(now) for f in detector.observe(r)]
+        assert [(f.kind, f.state.value) for f in cleared] == [
+            ("netconfig_host_key_changed", "cleared")]
+    finally:
+        store.close()
+        peer.stop()
