@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitord.collectors.packets.analyze import build_detectors  # noqa: E402
 from monitord.collectors.packets.decode import DecodeStats, decode  # noqa: E402
 from monitord.collectors.packets.pcapfile import ReadStats, read_packets  # noqa: E402
+from monitord.collectors.packets.route import route_table  # noqa: E402
 
 
 def _ip(n: int) -> bytes:
@@ -120,7 +121,7 @@ def run_monitord(path: Path) -> tuple[int, float, float, int]:
         n += 1
     t_decode = time.process_time() - t0
     dets = build_detectors()
-    observers = [d.observe for d in dets]
+    routes = route_table(dets)  # as analyze-pcap and the daemon's engine: by packet class
     findings = 0
     t0 = time.process_time()
     last = 0.0
@@ -129,7 +130,7 @@ def run_monitord(path: Path) -> tuple[int, float, float, int]:
         if p is None:
             continue
         last = p.ts
-        for observe in observers:
+        for observe in routes[p.route]:
             out = observe(p)
             if out:
                 findings += len(out)

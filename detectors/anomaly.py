@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from monitord.packet import Packet
+from monitord.packet import EVERY_ROUTE, Packet
 from monitord.detectors._traffic import BoundedTable, Clock, Emitter, traffic_finding
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
@@ -44,6 +44,7 @@ class _Baseline:
 
 class TrafficAnomalyDetector:
     name = "traffic_anomaly"
+    routes = EVERY_ROUTE  # every byte counts
 
     def __init__(self, settings: AnomalySettings | None = None) -> None:
         self.settings = s = settings or AnomalySettings()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from monitord.packet import Packet
+from monitord.packet import EVERY_ROUTE, ROUTE_ARP, Packet
 from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, traffic_finding)
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
@@ -54,6 +54,7 @@ class _Claims:
 
 class ArpSpoofDetector:
     name = "arp_spoof"
+    routes = frozenset({ROUTE_ARP})
 
     def __init__(self, settings: ArpSettings | None = None) -> None:
         self.settings = s = settings or ArpSettings()
@@ -139,6 +140,7 @@ class MacFloodSettings:
 
 class MacFloodDetector:
     name = "mac_flood"
+    routes = EVERY_ROUTE  # every source MAC counts
 
     def __init__(self, settings: MacFloodSettings | None = None) -> None:
         self.settings = s = settings or MacFloodSettings()
@@ -213,6 +215,7 @@ class NewDeviceSettings:
 
 class NewDeviceDetector:
     name = "new_device"
+    routes = EVERY_ROUTE  # every source MAC counts
 
     def __init__(self, settings: NewDeviceSettings | None = None) -> None:
         self.settings = s = settings or NewDeviceSettings()

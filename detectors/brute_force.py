@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from monitord.packet import TCP_ACK, TCP_SYN, Packet
+from monitord.packet import ROUTE_FTP, ROUTE_SYN, ROUTE_SYN_RST, TCP_ACK, TCP_SYN, Packet
 from monitord.detectors._traffic import BoundedTable, Clock, Emitter, traffic_finding
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
@@ -41,6 +41,8 @@ class _Attempts:
 
 class BruteForceDetector:
     name = "brute_force"
+    #: connection attempts (SYN without ACK, RST or not) and FTP replies; nothing else counts.
+    routes = frozenset({ROUTE_SYN, ROUTE_SYN_RST, ROUTE_FTP})
 
     def __init__(self, settings: BruteForceSettings | None = None) -> None:
         self.settings = s = settings or BruteForceSettings()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.packet import Packet
+from monitord.packet import ROUTE_DHCP, Packet
 from monitord.detectors._traffic import BoundedTable, Clock, Emitter, traffic_finding
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
@@ -27,6 +27,7 @@ class DhcpSettings:
 
 class RogueDhcpDetector:
     name = "rogue_dhcp"
+    routes = frozenset({ROUTE_DHCP})  # packets with a decoded DHCP message only
 
     def __init__(self, settings: DhcpSettings | None = None) -> None:
         self.settings = s = settings or DhcpSettings()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.packet import Packet
+from monitord.packet import ROUTE_DNS, Packet
 from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, bounded_add, count_into,
                                          shannon_entropy, top, traffic_finding)
 from monitord.i18n import _
@@ -64,6 +64,7 @@ class _Entry:
 
 class DnsTunnelDetector:
     name = "dns_tunnel"
+    routes = frozenset({ROUTE_DNS})  # packets with a decoded DNS question only
 
     def __init__(self, settings: DnsTunnelSettings | None = None) -> None:
         self.settings = s = settings or DnsTunnelSettings()

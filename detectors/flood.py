@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.packet import TCP_ACK, TCP_RST, TCP_SYN, Packet
+from monitord.packet import (ROUTE_DHCP, ROUTE_DNS, ROUTE_ICMP, ROUTE_SYN, ROUTE_UDP, TCP_ACK,
+                             TCP_RST, TCP_SYN, Packet)
 from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, top,
                                          traffic_finding)
 from monitord.i18n import N_, _
@@ -61,6 +62,8 @@ _KINDS = {6: "syn_flood", 17: "udp_flood", 1: "icmp_flood", 58: "icmp_flood"}
 class FloodDetector:
     name = "flood"
     kinds = ("syn_flood", "udp_flood", "icmp_flood")
+    #: SYNs (no ACK, no RST), UDP and ICMP; anything else returns before the clock moves.
+    routes = frozenset({ROUTE_SYN, ROUTE_UDP, ROUTE_DNS, ROUTE_DHCP, ROUTE_ICMP})
 
     def __init__(self, settings: FloodSettings | None = None) -> None:
         self.settings = s = settings or FloodSettings()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.packet import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, Packet)
+from monitord.packet import (EVERY_ROUTE, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG,
+                             Packet)
 from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, bounded_add, count_into,
                                          top, traffic_finding)
 from monitord.i18n import _
@@ -93,6 +94,7 @@ def probe_type(flags: int) -> str | None:
 
 class PortScanDetector:
     name = "port_scan"
+    routes = EVERY_ROUTE  # its clock moves with every packet
 
     def __init__(self, settings: ScanSettings | None = None) -> None:
         self.settings = s = settings or ScanSettings()

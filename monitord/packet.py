@@ -15,6 +15,26 @@ from dataclasses import dataclass
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMPV6 = 1, 6, 17, 58
 
+# What a packet is, for routing it only to the detectors that can act on it
+# (collectors/packets/route.py). The decoder sets `Packet.route`; a Packet built by hand gets
+# ROUTE_ALL and reaches every detector. Each detector lists the classes it acts on in its
+# `routes` attribute; it must return [] for every other class WITHOUT changing its state (its
+# clock included), so skipping it cannot change a result.
+ROUTE_ALL = 0  # unknown: every detector
+ROUTE_ARP = 1
+ROUTE_SYN = 2  # TCP with SYN, without ACK and RST: a connection attempt or probe
+ROUTE_SYN_RST = 3  # TCP SYN+RST without ACK (odd, but brute_force counts it as an attempt)
+ROUTE_FTP = 4  # any other TCP segment carrying an FTP reply code (ftp_code set)
+ROUTE_TCP = 5  # every other TCP segment (the bulk of benign traffic)
+ROUTE_DNS = 6  # UDP with a decoded DNS question
+ROUTE_DHCP = 7  # UDP with a decoded DHCP message
+ROUTE_UDP = 8  # every other UDP datagram
+ROUTE_ICMP = 9  # ICMP and ICMPv6
+ROUTE_OTHER = 10  # other IP protocols, non-first fragments, non-IP/non-ARP frames
+ROUTE_COUNT = 11
+#: For detectors that act on every packet (their clock moves with every packet).
+EVERY_ROUTE = frozenset(range(1, ROUTE_COUNT))
+
 
 
 @dataclass(slots=True)
@@ -66,3 +86,4 @@ class Packet:
     dns: DnsInfo | None = None
     dhcp: DhcpInfo | None = None
     ftp_code: int | None = None  # FTP reply code at the start of a TCP/21 server payload
+    route: int = ROUTE_ALL  # ROUTE_* class set by the decoder (routing only, not evidence)

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Union
 
 from monitord.collectors.packets.decode import DecodeStats, Packet, decode
 from monitord.collectors.packets.pcapfile import ReadStats, read_packets
+from monitord.collectors.packets.route import route_table
 from monitord.detectors.anomaly import AnomalySettings, TrafficAnomalyDetector
 from monitord.detectors.arp import (ArpSettings, ArpSpoofDetector, MacFloodDetector,
                                     MacFloodSettings, NewDeviceDetector, NewDeviceSettings)
@@ -119,13 +120,13 @@ def _fold(folded: dict[str, FoldedFinding], findings: Iterable[Finding],
 def analyze_packets(packets: Iterable[Packet], settings: TrafficSettings | None = None,
                     detectors: list[Any] | None = None) -> tuple[list[FoldedFinding], dict]:
     dets = detectors if detectors is not None else build_detectors(settings)
-    observers = [d.observe for d in dets]
+    routes = route_table(dets)  # each packet only to the detectors that act on its class
     folded: dict[str, FoldedFinding] = {}
     last = 0.0
     for p in packets:
         if p.ts > last:
             last = p.ts
-        for observe in observers:
+        for observe in routes[p.route]:
             out = observe(p)
             if out:
                 _fold(folded, out)

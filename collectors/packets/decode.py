@@ -16,9 +16,10 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from monitord.packet import (PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK,
-                             TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, ArpInfo, DhcpInfo,
-                             DnsInfo, Packet)
+from monitord.packet import (PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, ROUTE_ARP,
+                             ROUTE_DHCP, ROUTE_DNS, ROUTE_FTP, ROUTE_ICMP, ROUTE_OTHER, ROUTE_SYN,
+                             ROUTE_SYN_RST, ROUTE_TCP, ROUTE_UDP, TCP_ACK, TCP_FIN, TCP_PSH,
+                             TCP_RST, TCP_SYN, TCP_URG, ArpInfo, DhcpInfo, DnsInfo, Packet)
 
 __all__ = ["Packet", "ArpInfo", "DnsInfo", "DhcpInfo", "DecodeStats", "decode", "escape_text",
            "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG",
@@ -55,6 +56,10 @@ _DNS = struct.Struct("!HHHHHH").unpack_from
 _ntoa = socket.inet_ntoa
 _ntop = socket.inet_ntop
 _AF6 = socket.AF_INET6
+
+#: The route of a packet whose L4 header is not decoded (a non-first fragment, another
+#: protocol): by IP protocol, so that e.g. UDP fragments still reach the UDP flood count.
+_PROTO_ROUTE = {6: ROUTE_TCP, 17: ROUTE_UDP, 1: ROUTE_ICMP, 58: ROUTE_ICMP}
 
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _ESCAPE = [chr(b) if 0x21 <= b <= 0x7E and b != 0x5C else f"\\x{b:02x}" for b in range(256)]
@@ -128,7 +133,7 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
     else:
         if stats is not None:
             stats.unsupported += 1
-        return Packet(ts, n, None, None, None, 0)
+        return Packet(ts, n, None, None, None, 0, route=ROUTE_OTHER)
 
     if etype == ETH_IPV4:
         if n < off + 20:
@@ -148,7 +153,7 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
             stats.ipv4 += 1
         if fragoff:  # a non-first fragment carries no L4 header
             return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, proto,
-                          payload_len=end - l4)
+                          payload_len=end - l4, route=_PROTO_ROUTE.get(proto, ROUTE_OTHER))
     elif etype == ETH_IPV6:
         if n < off + 40 or frame[off] >> 4 != 6:
             return None
@@ -178,11 +183,12 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
         if stats is not None:
             stats.arp += 1
         return Packet(ts, n, src_mac, dst_mac, vlan, etype,
-                      arp=ArpInfo(op, sha.hex(":"), _ntoa(spa), tha.hex(":"), _ntoa(tpa)))
+                      arp=ArpInfo(op, sha.hex(":"), _ntoa(spa), tha.hex(":"), _ntoa(tpa)),
+                      route=ROUTE_ARP)
     else:
         if stats is not None:
             stats.other += 1
-        return Packet(ts, n, src_mac, dst_mac, vlan, etype)
+        return Packet(ts, n, src_mac, dst_mac, vlan, etype, route=ROUTE_OTHER)
 
     if proto == 6:
         if end < l4 + 20:
@@ -196,39 +202,48 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
         ftp = None
         if sport == 21 and end - pay >= 4:
             ftp = _ftp_code(frame, pay)
+        if flags & 0x02 and not flags & 0x10:  # SYN without ACK
+            route = ROUTE_SYN_RST if flags & 0x04 else ROUTE_SYN
+        else:
+            route = ROUTE_TCP if ftp is None else ROUTE_FTP
         if stats is not None:
             stats.tcp += 1
         return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, 6, sport, dport,
-                      flags, doff - 20, -1, -1, end - pay, None, None, None, ftp)
+                      flags, doff - 20, -1, -1, end - pay, None, None, None, ftp, route)
     if proto == 17:
         if end < l4 + 8:
             return None
         sport, dport = _u16x2(frame, l4)
         pay = l4 + 8
         dns = dhcp = None
+        route = ROUTE_UDP
         if sport == 53 or dport == 53:
             dns = _dns(frame, pay, end)
-            if dns is None and stats is not None:
+            if dns is not None:
+                route = ROUTE_DNS
+            elif stats is not None:
                 stats.app_errors += 1
         elif (sport == 67 or sport == 68) and (dport == 67 or dport == 68):
             dhcp = _dhcp(frame, pay, end)
-            if dhcp is None and stats is not None:
+            if dhcp is not None:
+                route = ROUTE_DHCP
+            elif stats is not None:
                 stats.app_errors += 1
         if stats is not None:
             stats.udp += 1
         return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, 17, sport, dport,
-                      0, 0, -1, -1, end - pay, None, dns, dhcp)
+                      0, 0, -1, -1, end - pay, None, dns, dhcp, None, route)
     if proto == 1 or proto == 58:
         if end < l4 + 4:
             return None
         if stats is not None:
             stats.icmp += 1
         return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, proto, 0, 0, 0, 0,
-                      frame[l4], frame[l4 + 1], end - l4 - 4)
+                      frame[l4], frame[l4 + 1], end - l4 - 4, None, None, None, None, ROUTE_ICMP)
     if stats is not None:
         stats.other += 1
     return Packet(ts, n, src_mac, dst_mac, vlan, etype, src_ip, dst_ip, proto,
-                  payload_len=end - l4)
+                  payload_len=end - l4, route=ROUTE_OTHER)
 
 
 def _ftp_code(frame: bytes, pay: int) -> int | None:

@@ -14,11 +14,25 @@ from typing import Any
 
 from monitord.collectors.packets.analyze import TrafficSettings, build_detectors
 from monitord.collectors.packets.decode import DecodeStats, decode
+from monitord.collectors.packets.route import route_table
 from monitord.records import Finding
 
 #: IP protocol number -> the `protocol` label of the packet and byte counters.
 PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
 PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "other_ip", "arp", "other", "malformed")
+
+
+class _Observers(list):
+    """The detectors' observe methods, in detector order. Replacing one (a test wraps one to
+    make it fail) rebuilds the engine's routes, so the replacement is what gets called."""
+
+    def __init__(self, items: list, on_change: Any) -> None:
+        super().__init__(items)
+        self._on_change = on_change
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self._on_change()
 
 
 @dataclass(slots=True)
@@ -40,7 +54,9 @@ class TrafficEngine:
                  top_n: int = 10, max_talkers: int = 10_000) -> None:
         self.settings = settings or TrafficSettings()
         self.detectors = build_detectors(self.settings)
-        self._observers = [d.observe for d in self.detectors]
+        self._routes: tuple = ()
+        self._observers = _Observers([d.observe for d in self.detectors], self._reroute)
+        self._reroute()
         self.linktype = linktype
         self.top_n = top_n
         self.max_talkers = max_talkers
@@ -75,13 +91,16 @@ class TrafficEngine:
         self._packets[proto] += 1
         self._bytes[proto] += size
         out: list[Finding] = []
-        for observe in self._observers:
+        for observe in self._routes[p.route]:  # only the detectors that act on this packet
             found = observe(p)
             if found:
                 out.extend(found)
         if out:
             self._count(out)
         return out
+
+    def _reroute(self) -> None:
+        self._routes = route_table(self.detectors, self._observers)
 
     def flush(self, now_ts: float, final: bool = False) -> list[Finding]:
         out: list[Finding] = []

@@ -168,7 +168,7 @@ class TrafficCaptureService:
             found: list[Finding] = []
             for ts, _lt, frame in packets:
                 found.extend(engine.feed(ts + shift, frame))
-            found.extend(engine.flush(engine.last_ts))
+            found.extend(engine.flush(engine.last_ts, final=True))  # the file is complete
             submit(found)
             log.info("capture replay: %d packets from %s, %d findings", len(packets),
                      path.name, len(found))

@@ -48,6 +48,12 @@ def test_demo_opens_a_port_scan_incident_from_its_own_capture(tmp_path: Path):
         assert shown["evidence"]["attacker"] == "198.51.100.66"
         assert shown["evidence"]["victim"] == "10.20.30.5"
         assert shown["evidence"]["scan_type"] == "SYN"
+        deadline = time.monotonic() + 10  # the end-of-file report carries the full count
+        while shown["evidence"].get("ports") != 120 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            shown = json.loads(run_cli("incidents", "show", found[0]["number"], "--json",
+                                       "--config", str(config)).stdout)
+        assert shown["evidence"]["ports"] == 120, shown["evidence"]
         assert "capture replay: 247 packets" in daemon.log()
         assert daemon.stop() == 0
     finally:
