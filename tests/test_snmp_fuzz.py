@@ -15,7 +15,8 @@ v1/v2c/v3 requests, responses, reports, traps and informs. Mutations: tests/snmp
 - hypothesis: well-formed messages built by an encoder written here (not the one under test)
   decode to exactly what was encoded; the same messages with one structural fault either decode
   or raise `BerError`.
-- `test_garbage_on_the_poller_socket_does_not_disturb_polling`: a real snmpd in a namespace is
+- `test_garbage_on_the_poller_socket_does_not_disturb_polling` (and its v3 twin, pysnmp's
+  engine socket): a real snmpd in a namespace is
   walked while 20,000 mutated datagrams hit the same socket; every walk returns the agent's
   full, unchanged ifTable, and every datagram is counted (decode error or unmatched).
 """
@@ -415,3 +416,77 @@ def test_garbage_on_the_poller_socket_does_not_disturb_polling():
     assert sent == len(garbage)
     assert metrics.decode_errors._value.get() == expected_errors
     assert unmatched == len(garbage) - expected_errors
+
+
+@pytest.mark.slow
+def test_garbage_on_a_v3_session_socket_does_not_disturb_v3_polling():
+    """The same for SNMPv3, which pysnmp receives on each v3 device's own engine socket:
+    5,000 mutated datagrams (v1/v2c/v3, from loopback) arrive while the daemon's collector
+    polls a real snmpd over authPriv SHA-256/AES; every poll is complete and identical. pysnmp
+    drops what it cannot use without telling us, so nothing is counted here."""
+    from datetime import datetime, timedelta, timezone
+
+    from prometheus_client import CollectorRegistry
+    from pysnmp.carrier.asyncio.dgram import udp
+
+    from monitord.collectors.snmp.collector import (POLL_EVENT, SnmpCollector, SnmpMetrics,
+                                                    v3_factory)
+    from monitord.collectors.snmp.v3 import V3Target
+    from tests.snmpd_ns import SnmpdNamespace, cleanup_stale, snmpd_ns_skip_reason
+
+    reason = snmpd_ns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cleanup_stale()
+    mutator = Mutator(read_seeds(), random.Random(SEED + 3))
+    garbage = [g for g in (mutator.one() for _ in range(5000)) if 0 < len(g) <= 8000]
+
+    with SnmpdNamespace(interfaces=6, v3_user="fuzzv3", auth_key="fuzz-auth-0123456",
+                        priv_key="fuzz-priv-0123456") as agent:
+        target = V3Target(agent.address, 161, "fuzzv3", "sha256", "fuzz-auth-0123456", "aes",
+                          "fuzz-priv-0123456", timeout=3.0, retries=1)
+        collector = SnmpCollector("fuzz-v3", v3_factory(target), ["system", "if-mib"],
+                                  metrics=SnmpMetrics(CollectorRegistry()))
+        start = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+
+        def view(records) -> tuple:
+            event = next(r for r in records if getattr(r, "kind", None) == POLL_EVENT)
+            result = event.fields["result"]
+            assert result.ok, result.reason
+            return tuple((i.if_index, i.if_name, i.admin_status, i.oper_status)
+                         for i in result.interfaces)
+
+        async def scenario() -> tuple[list, int]:
+            polls = 0
+
+            async def poll() -> tuple:
+                nonlocal polls
+                polls += 1
+                return view(await collector.poll(start + timedelta(seconds=polls)))
+
+            views = [await poll()]
+            engine = collector._client._engine
+            sock = engine.transport_dispatcher.get_transport(udp.DOMAIN_NAME) \
+                .transport.get_extra_info("socket")
+            port = sock.getsockname()[1]
+            blaster = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            blaster.setblocking(False)
+
+            async def blast() -> None:
+                for k, g in enumerate(garbage):
+                    blaster.sendto(g, ("127.0.0.1", port))
+                    if k % 20 == 19:
+                        await asyncio.sleep(0.002)
+
+            task = asyncio.create_task(blast())
+            while not task.done():
+                views.append(await poll())
+            await task
+            views.append(await poll())
+            blaster.close()
+            return views, polls
+
+        views, polls = asyncio.run(scenario())
+    assert len(views[0]) == 6 + 2
+    assert polls >= 3, "the blast finished before a poll could overlap it"
+    assert all(v == views[0] for v in views[1:])
