@@ -384,9 +384,11 @@ class NetconfigDevice(Model):
             NETMIKO_CONFIG_COMMANDS[self.device_type.removesuffix("_ssh")]
 
     def collector_settings(self) -> CollectorSettings:
+        # each step (TCP probe, host-key handshake, login, every command) is bounded by
+        # `timeout`; the job's budget covers them all so a slow device is not cut mid-session
         jitter = timedelta(seconds=min(30.0, self.interval.total_seconds() / 10))
         return CollectorSettings(enabled=self.enabled, interval=self.interval, jitter=jitter,
-                                 timeout=self.timeout * (2 + len(self.commands)))
+                                 timeout=self.timeout * (5 + len(self.commands)))
 
 # -- end netconfig ------------------------------------------------------------------------------
 
