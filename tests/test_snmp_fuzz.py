@@ -15,10 +15,10 @@ v1/v2c/v3 requests, responses, reports, traps and informs. Mutations: tests/snmp
 - hypothesis: well-formed messages built by an encoder written here (not the one under test)
   decode to exactly what was encoded; the same messages with one structural fault either decode
   or raise `BerError`.
-- `test_garbage_on_the_poller_socket_does_not_disturb_polling` (and its v3 twin, pysnmp's
-  engine socket): a real snmpd in a namespace is
-  walked while 20,000 mutated datagrams hit the same socket; every walk returns the agent's
-  full, unchanged ifTable, and every datagram is counted (decode error or unmatched).
+- `test_garbage_on_the_poller_socket_does_not_disturb_polling`: the daemon's collector polls a
+  real snmpd in a namespace while 20,000 mutated datagrams hit its socket; every poll returns
+  the agent's full, unchanged interfaces, and every datagram is counted (decode error or
+  unmatched). Its v3 twin does the same on a v3 device's pysnmp engine socket (5,000).
 """
 
 from __future__ import annotations
