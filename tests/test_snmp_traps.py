@@ -338,3 +338,10 @@ def test_v3_engine_id_outside_5_to_32_bytes_is_malformed_not_an_error():
         b"\x04\x3e\x30\x3c", b"\x04\x3c\x30\x3a").replace(b"\x30\x81\xa9", b"\x30\x81\xa7")
     assert rx.handle_datagram(mine, ("10.177.1.2", 162)).outcome == "malformed"
     assert metrics.received.labels("error")._value.get() == 0
+
+
+def test_ipv4_device_seen_through_a_dual_stack_socket_is_still_that_device(capture):
+    rx, _metrics = receiver()
+    data, _addr = trap(capture, ["-v2c", "-c", ENV["TRAP_COMMUNITY"]], ["", *LINK_DOWN])
+    result = rx.handle_datagram(data, ("::ffff:127.0.0.1", 40000))
+    assert result.outcome == "accepted" and result.events[0].device == "sw-lantai1"

@@ -298,8 +298,11 @@ class TrapReceiver:
 
     def handle_datagram(self, data: bytes, source: tuple[str, int]) -> TrapResult:
         """The whole receive path. Never raises: a malformed or hostile datagram is counted."""
+        host = str(source[0])
+        if host.startswith("::ffff:") and "." in host:  # a v4 device on a dual-stack socket
+            host = host[7:]
         try:
-            result = self._handle(data, (str(source[0]), int(source[1])))
+            result = self._handle(data, (host, int(source[1])))
         except TrapDecodeError as exc:
             self.metrics.decode_errors.labels(exc.reason).inc()
             result = TrapResult("malformed")
