@@ -30,6 +30,8 @@ def register(sub, common: argparse.ArgumentParser, with_json: argparse.ArgumentP
                       help=_("the older version (default: the one before --to)"))
     diff.add_argument("--to", dest="to_version", type=int, metavar="VERSION",
                       help=_("the newer version (default: the latest)"))
+    diff.add_argument("--command", dest="show_command", metavar="COMMAND",
+                      help=_("compare the stored outputs of this show command instead"))
     diff.set_defaults(func=cmd_config_diff)
 
 
@@ -93,22 +95,24 @@ def cmd_config_backup(args: argparse.Namespace) -> int:
 def cmd_config_diff(args: argparse.Namespace) -> int:
     from monitord import render
     from monitord.cli import UsageError, _load, _store
-    from monitord.collectors.netconfig.versions import CONFIG, latest, unified_diff
+    from monitord.collectors.netconfig.versions import CONFIG, SHOW, latest, unified_diff
     from monitord.incidents.store.models import NetconfigVersionRow
 
     config = _load(args)
     entry = _entry(config, args.device)
+    kind, command = (SHOW, args.show_command) if args.show_command else (CONFIG, None)
     store = _store(config)
     try:
         store.migrate()
         with store.sessions() as session:
             def version(number: int) -> NetconfigVersionRow:
                 row = session.get(NetconfigVersionRow, number)
-                if row is None or row.device != entry.device or row.kind != CONFIG:
+                if row is None or row.device != entry.device or row.kind != kind or \
+                        (command is not None and row.command != command):
                     raise UsageError(_("{device} has no configuration version {version}")
                                      .format(device=entry.device, version=number))
                 return row
-            rows = list(latest(session, entry.device, CONFIG, limit=1000))
+            rows = list(latest(session, entry.device, kind, command, limit=1000))
             if not rows:
                 raise UsageError(_("{device} has no stored configuration; run "
                                    "monitord config-backup {device}").format(
@@ -119,7 +123,8 @@ def cmd_config_diff(args: argparse.Namespace) -> int:
             else:
                 old = next((r for r in rows if r.id < new.id), None)
             diff = unified_diff(entry.device, old, new, max_lines=None)
-            report = {"device": entry.device, "from_version": old.id if old else None,
+            report = {"device": entry.device, "command": new.command,
+                      "from_version": old.id if old else None,
                       "to_version": new.id,
                       "from_fetched_at": old.fetched_at.isoformat() if old else None,
                       "to_fetched_at": new.fetched_at.isoformat(), "added": diff.added,

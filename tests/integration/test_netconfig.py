@@ -160,6 +160,12 @@ netconfig:
     report = json.loads(result.stdout)
     assert report["added"] == 2 and "+ ip address 10.0.0.9/24" in report["diff"]
     assert report["to_version"] > report["from_version"]
+    result = run_cli("config-diff", "sw-lab", "--command", "uname -s", "--config", str(config),
+                     "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # one stored output so far: the diff from nothing
+    assert report["command"] == "uname -s" and report["from_version"] is None
+    assert report["diff"].endswith("+Linux")
     result = run_cli("config-backup", "sw-lab", "--config", str(config), env=env)
     assert result.returncode == 0, result.stderr
     assert "unchanged since" in result.stdout and peer.password not in result.stdout
