@@ -18,7 +18,7 @@ from monitord.records import Category, Finding, FindingState, Level, Severity
 
 V = TypeVar("V")
 
-_MAX_TS = 253402300799.0  # 9999-12-31
+MAX_TS = _MAX_TS = 253402300799.0  # 9999-12-31: Clock ignores packet times beyond it
 
 
 def ts_to_datetime(ts: float) -> datetime:
@@ -36,7 +36,7 @@ class BoundedTable(Generic[V]):
     """A dict with a capacity and a TTL. `touch(key, now, factory)` returns the entry (creating
     it), marks it most recent; the oldest entries go first when full or idle past the TTL."""
 
-    __slots__ = ("cap", "ttl", "grain", "_d", "_last", "evictions", "expired", "_ops")
+    __slots__ = ("cap", "ttl", "grain", "_d", "_last", "entries", "touched", "evictions", "expired", "_ops")
 
     def __init__(self, cap: int, ttl: float) -> None:
         self.cap = max(1, int(cap))
@@ -47,6 +47,12 @@ class BoundedTable(Generic[V]):
         self.grain = min(1.0, self.ttl / 100.0)
         self._d: OrderedDict[Hashable, V] = OrderedDict()
         self._last: dict[Hashable, float] = {}
+        # Read-only views for hot paths: `entries` (key -> value) and `touched` (key -> time of
+        # the last counted touch). A caller that finds its key in `touched` less than `grain`
+        # ago may read `entries[key]` instead of calling `touch`, which would change nothing:
+        # that saves the call and the factory closure (`is_fresh` spelt out inline).
+        self.entries = self._d
+        self.touched = self._last
         self.evictions = 0
         self.expired = 0
         self._ops = 0
@@ -74,8 +80,7 @@ class BoundedTable(Generic[V]):
                 self._last.pop(old, None)
                 self.evictions += 1
         else:
-            last = self._last
-            if now - last.get(key, 0.0) < self.grain:
+            if now - self._last[key] < self.grain:  # every key in _d has a time in _last
                 return value
             d.move_to_end(key)
         self._last[key] = now
@@ -84,6 +89,12 @@ class BoundedTable(Generic[V]):
             self._ops = 0
             self.expire(now)
         return value
+
+    def is_fresh(self, key: Hashable, now: float) -> bool:
+        """True if `touch(key, now, ...)` would change nothing (the key was touched less than
+        `grain` ago); then `get(key)` is the entry."""
+        last = self._last.get(key)
+        return last is not None and now - last < self.grain
 
     def pop(self, key: Hashable) -> V | None:
         self._last.pop(key, None)

@@ -20,7 +20,8 @@ from types import MappingProxyType
 from typing import Mapping
 
 from monitord.packet import EVERY_ROUTE, ROUTE_ARP, Packet
-from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, traffic_finding)
+from monitord.detectors._traffic import (MAX_TS, BoundedTable, Clock, Emitter, RateWindow,
+                                         traffic_finding)
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
 
@@ -156,15 +157,21 @@ class MacFloodDetector:
         mac = p.src_mac
         if mac is None:
             return []
-        now = self.clock.advance(p.ts)
-        if mac in self.macs:
-            self.macs.touch(mac, now, list)
+        ts = p.ts
+        clock = self.clock  # Clock.advance, inlined: this runs for every frame
+        if ts > clock.now and ts <= MAX_TS:
+            clock.now = ts
+        now = clock.now
+        macs = self.macs
+        last = macs.touched.get(mac)
+        if last is not None:  # a known station, the common case
+            if now - last >= macs.grain:  # else touch() would change nothing
+                macs.touch(mac, now, list)
             return []
-        self.macs.touch(mac, now, list)
+        macs.touch(mac, now, list)
         if not _unicast(mac):
             return []
         s = self.settings
-        ts = p.ts
         seg = p.vlan if p.vlan is not None else 0
         # [rate window, first, last, new macs, samples]
         st = self.segments.touch(seg, now, lambda: [RateWindow(ts), ts, ts, 0, [], 0.0])
@@ -232,12 +239,19 @@ class NewDeviceDetector:
         mac = p.src_mac
         if mac is None:
             return []
-        now = self.clock.advance(p.ts)
-        ip = p.src_ip if p.arp is None else p.arp.sender_ip
-        if mac in self.devices:
-            self.devices.touch(mac, now, list)
+        ts = p.ts
+        clock = self.clock  # Clock.advance, inlined: this runs for every frame
+        if ts > clock.now and ts <= MAX_TS:
+            clock.now = ts
+        now = clock.now
+        devices = self.devices
+        last = devices.touched.get(mac)
+        if last is not None:  # a known station, the common case
+            if now - last >= devices.grain:  # else touch() would change nothing
+                devices.touch(mac, now, list)
             return []
-        self.devices.touch(mac, now, list)
+        devices.touch(mac, now, list)
+        ip = p.src_ip if p.arp is None else p.arp.sender_ip
         s = self.settings
         if not _unicast(mac) or mac in s.allowlist:
             return []

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from monitord.packet import (ROUTE_DHCP, ROUTE_DNS, ROUTE_ICMP, ROUTE_SYN, ROUTE_UDP, TCP_ACK,
                              TCP_RST, TCP_SYN, Packet)
-from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, RateWindow, top,
+from monitord.detectors._traffic import (MAX_TS, BoundedTable, Clock, Emitter, RateWindow, top,
                                          traffic_finding)
 from monitord.i18n import N_, _
 from monitord.records import Finding, Level, Severity
@@ -93,10 +93,18 @@ class FloodDetector:
         allow = s.allowlist
         if allow and (p.src_ip in allow or p.src_mac in allow):
             return []
-        now = self.clock.advance(p.ts)
-        kind = _KINDS[proto]
         ts = p.ts
-        v = self.victims.touch((kind, dst), now, lambda: _Victim(ts))
+        clock = self.clock  # Clock.advance, inlined
+        if ts > clock.now and ts <= MAX_TS:
+            clock.now = ts
+        now = clock.now
+        kind = _KINDS[proto]
+        victims, vkey = self.victims, (kind, dst)
+        last = victims.touched.get(vkey)
+        if last is not None and now - last < victims.grain:  # touch() would change nothing
+            v = victims.entries[vkey]
+        else:
+            v = victims.touch(vkey, now, lambda: _Victim(ts))
         rate = v.rate.add(now, s.window_s)
         v.packets += 1
         v.bytes += p.length

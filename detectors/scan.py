@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from monitord.packet import (EVERY_ROUTE, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG,
                              Packet)
-from monitord.detectors._traffic import (BoundedTable, Clock, Emitter, bounded_add, count_into,
+from monitord.detectors._traffic import (MAX_TS, BoundedTable, Clock, Emitter, bounded_add,
                                          top, traffic_finding)
 from monitord.i18n import _
 from monitord.records import Finding, Level, Severity
@@ -110,7 +110,11 @@ class PortScanDetector:
                 "sweeps": self.sweeps.stats()}
 
     def observe(self, p: Packet) -> list[Finding]:
-        now = self.clock.advance(p.ts)
+        ts = p.ts
+        clock = self.clock  # Clock.advance, inlined: this runs for every frame
+        if ts > clock.now and ts <= MAX_TS:
+            clock.now = ts
+        now = clock.now
         allow = self.settings.allowlist
         if p.arp is not None:
             return self._arp(p, now)
@@ -159,7 +163,13 @@ class PortScanDetector:
         ts = p.ts
         src, dst, dport = p.src_ip, p.dst_ip, p.dport
         out: list[Finding] = []
-        v = self.vertical.touch((src, dst), now, lambda: _Vertical(ts))
+        # touch() only when it would change something (a new entry, or a second gone by)
+        table, key = self.vertical, (src, dst)
+        last = table.touched.get(key)
+        if last is not None and now - last < table.grain:
+            v = table.entries[key]
+        else:
+            v = table.touch(key, now, lambda: _Vertical(ts))
         ports = v.ports
         if now - v.start > s.vertical_window_s and len(ports) < s.vertical_min_ports:
             v.start = ts
@@ -179,11 +189,15 @@ class PortScanDetector:
         elif len(types) < 8:
             types[ptype] = 1
         if len(ports) >= s.vertical_min_ports:
-            key = f"port_scan:{src}:{dst}"
-            if self.emitter.due(key, now):
+            if self.emitter.due(f"port_scan:{src}:{dst}", now):
                 out.append(self._vertical_finding(src, dst, v, l4))  # type: ignore[arg-type]
 
-        h = self.horizontal.touch((src, l4, dport), now, lambda: _Horizontal(ts))
+        table, key = self.horizontal, (src, l4, dport)
+        last = table.touched.get(key)
+        if last is not None and now - last < table.grain:
+            h = table.entries[key]
+        else:
+            h = table.touch(key, now, lambda: _Horizontal(ts))
         h.probes += 1
         if ts < h.first:
             h.first = ts
