@@ -571,7 +571,12 @@ def test_a_restart_with_nothing_changed_sends_nothing(db_url, tmp_path):
         assert sorted(r.headers["idempotency-key"] for r in peer.received) == keys
         assert _start_worker(config_path, log, "--once").wait(30) == 0, log.read_text()
         running = _start_worker(config_path, log)  # the long-running form, for a while
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30  # SIGTERM before its handler is installed would kill it
+        while "notify worker started" not in log.read_text():
+            assert running.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        time.sleep(1.0)
         running.send_signal(signal.SIGTERM)
         assert running.wait(15) == 0, log.read_text()
         assert _start_worker(config_path, log, "--drain", "2").wait(30) == 0, log.read_text()
