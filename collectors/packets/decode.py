@@ -50,6 +50,10 @@ class DecodeStats:
 
 
 _u16 = struct.Struct("!H").unpack_from
+# Whole headers in one unpack each (fewer calls and slices per packet than field by field):
+_ETH = struct.Struct("!6s6sH").unpack_from  # dst MAC, src MAC, EtherType
+_IP4 = struct.Struct("!BxHxxHxB2x4s4s").unpack_from  # ver/IHL, total, flags/frag, proto, src, dst
+_TCP = struct.Struct("!HH8xBB").unpack_from  # sport, dport, data offset byte, flags
 _u16x2 = struct.Struct("!HH").unpack_from
 _ARP = struct.Struct("!HHBBH6s4s6s4s").unpack_from
 _DNS = struct.Struct("!HHHHHH").unpack_from
@@ -104,9 +108,9 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
     if linktype == 1:
         if n < 14:
             return None
-        dst_mac = frame[0:6].hex(":")
-        src_mac = frame[6:12].hex(":")
-        etype = _u16(frame, 12)[0]
+        dst, src, etype = _ETH(frame, 0)
+        dst_mac = dst.hex(":")
+        src_mac = src.hex(":")
         off = 14
         while etype == ETH_VLAN or etype == ETH_QINQ:
             if n < off + 4:
@@ -138,16 +142,14 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
     if etype == ETH_IPV4:
         if n < off + 20:
             return None
-        b0 = frame[off]
+        b0, total, frag, proto, src4, dst4 = _IP4(frame, off)
         ihl = (b0 & 0x0F) * 4
         if b0 >> 4 != 4 or ihl < 20 or n < off + ihl:
             return None
-        total = _u16(frame, off + 2)[0]
-        proto = frame[off + 9]
-        src_ip = _ntoa(frame[off + 12:off + 16])
-        dst_ip = _ntoa(frame[off + 16:off + 20])
+        src_ip = _ntoa(src4)
+        dst_ip = _ntoa(dst4)
         end = off + total if ihl <= total and off + total <= n else n  # ignore Ethernet padding
-        fragoff = _u16(frame, off + 6)[0] & 0x1FFF
+        fragoff = frag & 0x1FFF
         l4 = off + ihl
         if stats is not None:
             stats.ipv4 += 1
@@ -193,11 +195,10 @@ def _decode(ts: float, frame: bytes, linktype: int, stats: DecodeStats | None) -
     if proto == 6:
         if end < l4 + 20:
             return None
-        sport, dport = _u16x2(frame, l4)
-        doff = (frame[l4 + 12] >> 4) * 4
+        sport, dport, doff, flags = _TCP(frame, l4)
+        doff = (doff >> 4) * 4
         if doff < 20 or l4 + doff > end:
             return None
-        flags = frame[l4 + 13]
         pay = l4 + doff
         ftp = None
         if sport == 21 and end - pay >= 4:
