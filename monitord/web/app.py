@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import importlib.util
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -35,7 +36,7 @@ from monitord.config import Config
 from monitord.i18n import N_, _, language_for, normalise_language
 from monitord.metrics import Metrics
 from monitord.web import auth
-from monitord.web.auth import AuthError, Forbidden, NotAuthenticated, Principal
+from monitord.web.auth import Forbidden, NotAuthenticated, Principal
 
 log = logging.getLogger("monitord.web")
 HERE = Path(__file__).parent
@@ -364,7 +365,6 @@ class WebParts:
 
 def api_routes(ctx: WebContext) -> list[BaseRoute]:
     """The JSON API's routes if `monitord.web.api` exists (the API helper's module)."""
-    import importlib.util
     if importlib.util.find_spec("monitord.web.api") is None:
         return []
     api = importlib.import_module("monitord.web.api")
@@ -391,4 +391,4 @@ def iso_local(moment: datetime | None, tz: Any) -> str:
 
 
 __all__ = ["WebContext", "Visit", "build_web", "page", "render", "read_form", "api_routes",
-           "WebParts", "Sequence"]
+           "WebParts"]
