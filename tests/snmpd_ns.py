@@ -275,7 +275,7 @@ class SnmpdNamespace:
             ]
         return "\n".join(line for line in lines if line) + "\n"
 
-    def start(self, wait: float = 10.0) -> None:
+    def start(self, wait: float = 20.0) -> None:
         """Start snmpd (foreground, logging to the work dir) and wait until it answers."""
         if self.proc and self.proc.poll() is None:
             return
