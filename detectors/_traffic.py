@@ -50,7 +50,8 @@ class BoundedTable(Generic[V]):
         # Read-only views for hot paths: `entries` (key -> value) and `touched` (key -> time of
         # the last counted touch). A caller that finds its key in `touched` less than `grain`
         # ago may read `entries[key]` instead of calling `touch`, which would change nothing:
-        # that saves the call and the factory closure (`is_fresh` spelt out inline).
+        # that saves the call and the factory closure (`is_fresh` spelt out inline); else it
+        # calls `insert` (absent) or `refresh` (present).
         self.entries = self._d
         self.touched = self._last
         self.evictions = 0
@@ -83,6 +84,36 @@ class BoundedTable(Generic[V]):
             if now - self._last[key] < self.grain:  # every key in _d has a time in _last
                 return value
             d.move_to_end(key)
+        self._last[key] = now
+        self._ops += 1
+        if self._ops >= 4096:
+            self._ops = 0
+            self.expire(now)
+        return value
+
+    # `touch` split in its two cases, for hot paths that already looked the key up in
+    # `touched` (absent: `insert` the new value, no factory closure; present: `refresh`).
+    def insert(self, key: Hashable, now: float, value: V) -> V:
+        """`touch` of a key known to be absent, with its new value."""
+        d = self._d
+        d[key] = value
+        if len(d) > self.cap:
+            old, _v = d.popitem(last=False)
+            self._last.pop(old, None)
+            self.evictions += 1
+        self._last[key] = now
+        self._ops += 1
+        if self._ops >= 4096:
+            self._ops = 0
+            self.expire(now)
+        return value
+
+    def refresh(self, key: Hashable, now: float) -> V:
+        """`touch` of a key known to be present."""
+        value = self._d[key]
+        if now - self._last[key] < self.grain:
+            return value
+        self._d.move_to_end(key)
         self._last[key] = now
         self._ops += 1
         if self._ops >= 4096:

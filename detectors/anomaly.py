@@ -74,11 +74,13 @@ class TrafficAnomalyDetector:
         if host is None or host in self.settings.allowlist:
             return out
         hosts = self.hosts
-        last = hosts.touched.get(host)
-        if last is not None and now - last < hosts.grain:  # touch() would change nothing
+        last = hosts.touched.get(host)  # touch(), spelt out (see BoundedTable.touched)
+        if last is None:
+            b = hosts.insert(host, now, _Baseline(now))
+        elif now - last < hosts.grain:
             b = hosts.entries[host]
         else:
-            b = hosts.touch(host, now, lambda: _Baseline(now))
+            b = hosts.refresh(host, now)
         if now - b.start >= interval:
             out = out + self._close(host, b, now)
         b.cur += p.length

@@ -100,11 +100,13 @@ class FloodDetector:
         now = clock.now
         kind = _KINDS[proto]
         victims, vkey = self.victims, (kind, dst)
-        last = victims.touched.get(vkey)
-        if last is not None and now - last < victims.grain:  # touch() would change nothing
+        last = victims.touched.get(vkey)  # touch(), spelt out (see BoundedTable.touched)
+        if last is None:
+            v = victims.insert(vkey, now, _Victim(ts))
+        elif now - last < victims.grain:
             v = victims.entries[vkey]
         else:
-            v = victims.touch(vkey, now, lambda: _Victim(ts))
+            v = victims.refresh(vkey, now)
         rate = v.rate.add(now, s.window_s)
         v.packets += 1
         v.bytes += p.length

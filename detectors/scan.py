@@ -140,17 +140,17 @@ class PortScanDetector:
     def _tcp_answer(self, p: Packet) -> list[Finding]:
         flags = p.tcp_flags
         if flags & TCP_SYN and flags & TCP_ACK:  # SYN/ACK: the port answered
-            h = self.horizontal.get((p.dst_ip, "tcp", p.sport))
+            h = self.horizontal.entries.get((p.dst_ip, "tcp", p.sport))
             if h is not None and p.src_ip in h.hosts:
                 h.answered.add(p.src_ip)
         elif flags & 0x3F == TCP_ACK and p.payload_len == 0:  # prober completing a handshake
-            v = self.vertical.get((p.src_ip, p.dst_ip))
+            v = self.vertical.entries.get((p.src_ip, p.dst_ip))
             if v is not None and p.dport in v.ports:
                 v.acks += 1
         return []
 
     def _udp_answer(self, p: Packet) -> list[Finding]:
-        h = self.horizontal.get((p.dst_ip, "udp", p.sport))
+        h = self.horizontal.entries.get((p.dst_ip, "udp", p.sport))
         if h is not None and p.src_ip in h.hosts:
             h.answered.add(p.src_ip)  # type: ignore[arg-type]
         return []
@@ -166,10 +166,12 @@ class PortScanDetector:
         # touch() only when it would change something (a new entry, or a second gone by)
         table, key = self.vertical, (src, dst)
         last = table.touched.get(key)
-        if last is not None and now - last < table.grain:
+        if last is None:
+            v = table.insert(key, now, _Vertical(ts))
+        elif now - last < table.grain:
             v = table.entries[key]
         else:
-            v = table.touch(key, now, lambda: _Vertical(ts))
+            v = table.refresh(key, now)
         ports = v.ports
         if now - v.start > s.vertical_window_s and len(ports) < s.vertical_min_ports:
             v.start = ts
@@ -194,10 +196,12 @@ class PortScanDetector:
 
         table, key = self.horizontal, (src, l4, dport)
         last = table.touched.get(key)
-        if last is not None and now - last < table.grain:
+        if last is None:
+            h = table.insert(key, now, _Horizontal(ts))
+        elif now - last < table.grain:
             h = table.entries[key]
         else:
-            h = table.touch(key, now, lambda: _Horizontal(ts))
+            h = table.refresh(key, now)
         h.probes += 1
         if ts < h.first:
             h.first = ts
