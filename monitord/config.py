@@ -812,6 +812,8 @@ class SnmpSettings(Model):
     def _profiles_exist(self) -> "SnmpSettings":
         """Profile files must parse and every named profile must exist (check-config says so
         before the daemon starts polling)."""
+        if self.profiles_dir is None and not self.profiles:
+            return self  # nothing to check: keep loading a config cheap
         from monitord.collectors.snmp.profiles import ProfileError, load_profiles
         if self.profiles_dir is not None and not os.path.isdir(self.profiles_dir):
             raise ValueError(_("profiles_dir: an existing directory of profile files"))
