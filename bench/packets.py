@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitord.collectors.packets.analyze import build_detectors  # noqa: E402
 from monitord.collectors.packets.decode import DecodeStats, decode  # noqa: E402
+from monitord.collectors.packets.gctune import tune_gc  # noqa: E402
 from monitord.collectors.packets.pcapfile import ReadStats, read_packets  # noqa: E402
 from monitord.collectors.packets.route import route_table  # noqa: E402
 
@@ -113,6 +114,7 @@ def run_monitord(path: Path) -> tuple[int, float, float, int]:
 
     CPU time of this process (time.process_time), not wall time: on a shared machine the wall
     clock counts other processes' turns; "packets per second per core" is per CPU-second."""
+    tune_gc()  # as the daemon's engine and analyze-pcap do
     rs, ds = ReadStats(), DecodeStats()
     t0 = time.process_time()
     n = 0

@@ -10,6 +10,7 @@ from os import PathLike
 from typing import Any, Iterable, Union
 
 from monitord.collectors.packets.decode import DecodeStats, Packet, decode
+from monitord.collectors.packets.gctune import tune_gc
 from monitord.collectors.packets.pcapfile import ReadStats, read_packets
 from monitord.collectors.packets.route import route_table
 from monitord.detectors.anomaly import AnomalySettings, TrafficAnomalyDetector
@@ -139,6 +140,7 @@ def analyze_packets(packets: Iterable[Packet], settings: TrafficSettings | None 
 def analyze_pcap(path: Union[str, PathLike], settings: TrafficSettings | None = None
                  ) -> AnalysisResult:
     """Read, decode and detect over one file; findings folded by dedup_key, oldest first."""
+    tune_gc()
     rstats, dstats = ReadStats(), DecodeStats()
 
     def packets() -> Iterable[Packet]:

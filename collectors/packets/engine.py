@@ -14,6 +14,7 @@ from typing import Any
 
 from monitord.collectors.packets.analyze import TrafficSettings, build_detectors
 from monitord.collectors.packets.decode import DecodeStats, decode
+from monitord.collectors.packets.gctune import tune_gc
 from monitord.collectors.packets.route import route_table
 from monitord.records import Finding
 
@@ -52,6 +53,7 @@ class TrafficEngine:
 
     def __init__(self, settings: TrafficSettings | None = None, linktype: int = 1,
                  top_n: int = 10, max_talkers: int = 10_000) -> None:
+        tune_gc()
         self.settings = settings or TrafficSettings()
         self.detectors = build_detectors(self.settings)
         self._routes: tuple = ()
