@@ -52,15 +52,15 @@ def cmd_capture(args: argparse.Namespace) -> int:
     print(_("capturing on {interface} for {seconds:g} seconds").format(
         interface=args.interface, seconds=args.duration), file=sys.stderr, flush=True)
     with live:
-        recv, feed = live.recv, engine.feed
+        recv_batch, feed = live.recv_batch, engine.feed
         while time.monotonic() < deadline and not (args.count and n >= args.count):
-            got = recv()
-            if got is None:
-                continue
-            n += 1
-            out = feed(*got)
-            if out:
-                fold_findings(folded, out)
+            for got in recv_batch():  # one ring block at a time
+                n += 1
+                out = feed(*got)
+                if out:
+                    fold_findings(folded, out)
+                if args.count and n >= args.count:
+                    break
         fold_findings(folded, engine.flush(engine.last_ts, final=True), final=True)
         kernel = live.kernel_stats()
     findings = sorted(folded.values(), key=lambda ff: (ff.first_seen, ff.finding.kind,
