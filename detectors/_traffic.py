@@ -251,7 +251,7 @@ class Emitter:
         self._last: BoundedTable[list[float]] = BoundedTable(cap, max(repeat_s * 4, 3600.0))
 
     def due(self, key: str, now: float) -> bool:
-        slot = self._last.get(key)
+        slot = self._last.entries.get(key)
         if slot is None:
             self._last.touch(key, now, lambda: [now])
             return True

@@ -54,13 +54,18 @@ class _Vertical:
         self.probes = 0
 
 
+_NO_ANSWERS: frozenset[str] = frozenset()
+
+
 class _Horizontal:
     __slots__ = ("first", "last", "hosts", "answered", "types", "probes")
 
     def __init__(self, ts: float) -> None:
         self.first = self.last = ts
         self.hosts: dict[str, float] = {}  # host -> first probe time
-        self.answered: set[str] = set()
+        # Most entries (a spoofed flood's sources, one probe each) are never answered: they
+        # share one empty frozenset until the first answer (fewer allocations, less for the GC).
+        self.answered: set[str] | frozenset[str] = _NO_ANSWERS
         self.types: dict[str, int] = {}
         self.probes = 0
 
@@ -142,7 +147,9 @@ class PortScanDetector:
         if flags & TCP_SYN and flags & TCP_ACK:  # SYN/ACK: the port answered
             h = self.horizontal.entries.get((p.dst_ip, "tcp", p.sport))
             if h is not None and p.src_ip in h.hosts:
-                h.answered.add(p.src_ip)
+                if h.answered is _NO_ANSWERS:
+                    h.answered = set()
+                h.answered.add(p.src_ip)  # type: ignore[union-attr]
         elif flags & 0x3F == TCP_ACK and p.payload_len == 0:  # prober completing a handshake
             v = self.vertical.entries.get((p.src_ip, p.dst_ip))
             if v is not None and p.dport in v.ports:
@@ -152,7 +159,9 @@ class PortScanDetector:
     def _udp_answer(self, p: Packet) -> list[Finding]:
         h = self.horizontal.entries.get((p.dst_ip, "udp", p.sport))
         if h is not None and p.src_ip in h.hosts:
-            h.answered.add(p.src_ip)  # type: ignore[arg-type]
+            if h.answered is _NO_ANSWERS:
+                h.answered = set()
+            h.answered.add(p.src_ip)  # type: ignore[arg-type,union-attr]
         return []
 
     # -- probes --------------------------------------------------------------------------------
