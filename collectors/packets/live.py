@@ -46,8 +46,8 @@ PACKET_RX_RING = 5
 PACKET_VERSION = 10
 TPACKET_V3 = 2
 TP_STATUS_USER = 1
-RING_BLOCK_SIZE = 1 << 20  # one block = one hand-over of up to ~1 MB of frames
-RING_BLOCK_TIMEOUT_MS = 20  # a block not yet full is handed over after this long
+RING_BLOCK_SIZE = 1 << 17  # one block = one hand-over of up to 128 KB of frames
+RING_BLOCK_TIMEOUT_MS = 50  # a block not yet full is handed over after this long
 #: struct tpacket_block_desc: status, number of packets, offset of the first (from byte 8).
 _BLOCK = struct.Struct("=III")
 #: struct tpacket3_hdr: next offset, sec, nsec, captured length, wire length, status, mac offset.
