@@ -226,3 +226,19 @@ def test_v3_same_user_name_with_different_keys_on_two_devices(snmpd_v3):
 
     results = run(go())
     assert [s.error for s in results] == [None, "auth"] * 3
+
+
+def test_v3_wrong_privacy_key_looks_like_silence_as_for_net_snmp_itself(snmpd_v3):
+    """snmpd cannot decrypt the scoped PDU and sends no report, so a wrong *privacy* key is
+    indistinguishable from silence: net-snmp's own snmpget sees the same (checked here)."""
+    auth, auth_key, priv, _priv_key = V3_USERS["privsha256"]
+    snap = run(poll_device(V3Session(V3Target("127.0.0.1", snmpd_v3.port, "privsha256", auth,
+                                              auth_key, priv, "wrong-priv-key", timeout=1,
+                                              retries=0)), "agent"))
+    assert snap.error == "timeout"
+    result = subprocess.run(
+        ["snmpget", "-v3", "-l", "authPriv", "-u", "privsha256", "-a", "SHA-256", "-A",
+         auth_key, "-x", "AES", "-X", "wrong-priv-key", "-t", "1", "-r", "0",
+         f"127.0.0.1:{snmpd_v3.port}", "1.3.6.1.2.1.1.5.0"],
+        capture_output=True, text=True, timeout=20)
+    assert result.returncode != 0 and "Timeout" in result.stdout + result.stderr
