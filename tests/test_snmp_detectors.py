@@ -170,3 +170,25 @@ def test_failed_poll_is_an_event_not_an_exception():
     collector = SnmpCollector("sw9", lambda m: None)
     records = collector.records(DeviceSnapshot("sw9", error="timeout"), T0)
     assert len(records) == 1 and records[0].fields["result"].reason == "timeout"
+
+
+def test_reload_forgets_removed_devices_metrics(monkeypatch):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from monitord.collectors.snmp.collector import SnmpMetrics, build_collectors
+    from monitord.config import Config
+    registry = CollectorRegistry()
+    metrics = SnmpMetrics(registry)
+    for name in ("sw-old", "sw-kept"):
+        metrics.observe(DeviceSnapshot(name, cpu_percent=5.0), ())
+    monkeypatch.setenv("T_SNMP_COMM", "public")
+    config = Config.model_validate({
+        "sites": [{"name": "hq"}],
+        "credentials": {"c": {"type": "snmp_v2c", "community": {"env": "T_SNMP_COMM"}}},
+        "devices": [{"name": "sw-kept", "address": "127.0.0.1", "site": "hq",
+                     "kind": "switch", "credential": "c"}]})
+    collectors = build_collectors(config, metrics)
+    assert [c.device for c in collectors] == ["sw-kept"]
+    text = generate_latest(registry).decode()
+    assert 'monitord_snmp_cpu_percent{device="sw-kept"} 5.0' in text
+    assert 'monitord_snmp_cpu_percent{device="sw-old"}' not in text

@@ -329,5 +329,7 @@ def build_collectors(config, metrics: SnmpMetrics | None) -> list[SnmpCollector]
             continue
         out.append(SnmpCollector(device.name, factory, settings.profiles.get(device.name, ()),
                                  profiles, metrics))
+    if metrics is not None:  # a reload that removed a device stops exporting its values
+        metrics.forget(c.device for c in out)
     return out
 
