@@ -202,7 +202,7 @@ def _replay(path: Path, rate: int, count: int) -> tuple[float, str]:
 
 
 def live_monitord(path: Path, rate: int, count: int) -> tuple[int, int, float]:
-    """`monitord capture` (the daemon's capture loop: AF_PACKET recv + decode + every
+    """`monitord capture` (the daemon's capture loop: TPACKET_V3 ring + decode + every
     detector) pinned to CPU 0. Returns (packets seen, kernel drops, tcpreplay's rate)."""
     cap = subprocess.Popen(_in_ns("taskset", "-c", "0", sys.executable, "-m", "monitord",
                                   "capture", "-i", CAPTURE_END, "--count", str(count),
