@@ -76,7 +76,9 @@ class SimulatedDevices:
     """A context manager: snmpsim on a free loopback port, or `reason` why not."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir / "snmpsim"
+        # Absolute: snmpsim runs with this folder as its working directory, so a relative
+        # --data-dir (make demo's `monitord-demo`) would point nowhere.
+        self.data_dir = (data_dir / "snmpsim").resolve()
         self.port: int | None = None
         self.reason: str | None = None
         self.process: subprocess.Popen | None = None

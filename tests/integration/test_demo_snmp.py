@@ -72,3 +72,13 @@ def test_demo_polls_the_simulated_switches_and_ups_and_opens_snmp_incidents(tmp_
             assert daemon.stop() == 0
         finally:
             daemon.kill()
+
+
+@pytest.mark.skipif(snmpsim_python() is None, reason="snmpsim is not installed "
+                    "(scripts/snmpsim.sh; scripts/test-setup.sh runs it)")
+def test_a_relative_data_dir_like_make_demo_still_serves_the_devices(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `make demo` passes --data-dir monitord-demo
+    with SimulatedDevices(Path("monitord-demo")) as simulated:
+        assert simulated.running, simulated.reason
+        assert f"snmp_port: {simulated.port}" in simulated.config_block()
+
