@@ -87,20 +87,33 @@ def step(problem: _Problem, breach: bool, at: datetime, needed: int = 1) -> Find
     return None
 
 
-class NetworkDetector:
-    name = "network"
+class PollDetector:
+    """What every detector over `snmp_poll` events shares: the SNMP thresholds (kept across a
+    reload) and picking the poll result out of a record."""
 
     def __init__(self, thresholds: SnmpThresholds | None = None) -> None:
         self.t = thresholds or SnmpThresholds()
-        self._devices: dict[str, _Device] = {}
 
     def reconfigure(self, config) -> None:
         self.t = config.snmp.thresholds
 
-    def observe(self, record: Sample | Event) -> list[Finding]:
+    @staticmethod
+    def poll_result(record: Sample | Event):
+        """The poll result an `snmp_poll` event carries, or None for any other record."""
         if not isinstance(record, Event) or record.kind != POLL_EVENT:
-            return []
-        result = record.fields.get("result")
+            return None
+        return record.fields.get("result")
+
+
+class NetworkDetector(PollDetector):
+    name = "network"
+
+    def __init__(self, thresholds: SnmpThresholds | None = None) -> None:
+        super().__init__(thresholds)
+        self._devices: dict[str, _Device] = {}
+
+    def observe(self, record: Sample | Event) -> list[Finding]:
+        result = self.poll_result(record)
         if result is None:
             return []
         device = self._devices.setdefault(record.device, _Device())

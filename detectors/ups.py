@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from monitord.config import SnmpThresholds
-from monitord.detectors.network import POLL_EVENT, _Problem, make_finding, step
+from monitord.detectors.network import PollDetector, _Problem, make_finding, step
 from monitord.i18n import N_, _
 from monitord.records import Category, Event, Finding, Level, Sample, Severity
 
@@ -91,20 +91,15 @@ class _Ups:
     problems: dict[str, _Problem] = field(default_factory=dict)
 
 
-class UpsDetector:
+class UpsDetector(PollDetector):
     name = "ups"
 
     def __init__(self, thresholds: SnmpThresholds | None = None) -> None:
-        self.t = thresholds or SnmpThresholds()
+        super().__init__(thresholds)
         self._units: dict[str, _Ups] = {}
 
-    def reconfigure(self, config) -> None:
-        self.t = config.snmp.thresholds
-
     def observe(self, record: Sample | Event) -> list[Finding]:
-        if not isinstance(record, Event) or record.kind != POLL_EVENT:
-            return []
-        result = record.fields.get("result")
+        result = self.poll_result(record)
         if result is None or not result.ok or not result.ups:
             return []
         ups = result.ups

@@ -19,9 +19,10 @@ from pathlib import Path
 from monitord.i18n import _
 
 # snmpsim refuses to run as root unless it drops privileges to another user, who then could not
-# read a checkout under /root; the demo binds a high loopback port, so it stays the current user.
-_RESPONDER = """
-import sys
+# read a checkout under /root; monitord (the demo, and the tests' agents) binds a high loopback
+# port, so it stays the current user. The modules snmpsim imports lazily are imported first.
+RESPONDER = """
+import contextlib, dbm.dumb, encodings.latin_1, encodings.ascii, encodings.idna, sys
 import snmpsim.daemon
 class _Keep:
     def __init__(self, *a, **k): pass
@@ -52,19 +53,21 @@ def snmpsim_python() -> Path | None:
     return None
 
 
-def _free_udp_port() -> int:
+def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _answers(port: int, community: str) -> bool:
+def snmp_answers(port: int, community: bytes, oid: str = "1.3.6.1.2.1.1.5.0",
+                 timeout: float = 0.5) -> bool:
+    """Whether an agent on the loopback `port` answers one v2c GET: is it up yet?"""
     from monitord.collectors.snmp import ber
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.5)
-        sock.sendto(ber.encode_get(1, community.encode(), 7, [ber.oid_to_bytes(
-            "1.3.6.1.2.1.1.5.0")]), ("127.0.0.1", port))
+        sock.settimeout(timeout)
+        sock.sendto(ber.encode_get(1, community, 4242, [ber.oid_to_bytes(oid)]),
+                    ("127.0.0.1", port))
         try:
             sock.recv(65535)
             return True
@@ -94,10 +97,10 @@ class SimulatedDevices:
         for _name, _kind, recording, _parent in DEVICES:
             (recordings / f"{recording}.snmprec").write_text(
                 bundled.joinpath(f"{recording}.snmprec").read_text("utf-8"), encoding="utf-8")
-        self.port = _free_udp_port()
+        self.port = free_udp_port()
         log = (self.data_dir / "snmpsim.log").open("w")
         self.process = subprocess.Popen(
-            [str(python), "-c", _RESPONDER, f"--data-dir={recordings}",
+            [str(python), "-c", RESPONDER, f"--data-dir={recordings}",
              f"--agent-udpv4-endpoint=127.0.0.1:{self.port}",
              f"--cache-dir={self.data_dir / 'cache'}", "--log-level=error"],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
@@ -106,7 +109,7 @@ class SimulatedDevices:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
-            if _answers(self.port, DEVICES[0][2]):
+            if snmp_answers(self.port, DEVICES[0][2].encode()):
                 return self
             time.sleep(0.3)
         self.close()

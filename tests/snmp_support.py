@@ -13,7 +13,6 @@ Use: `from tests.snmp_support import snmpsim, snmpd_v3  # noqa: F401` in a test 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,47 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from monitord.demo_snmp import RESPONDER, free_udp_port, snmp_answers
 from tests.support import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SNMPSIM_PYTHON = ROOT / ".snmpsim-venv" / "bin" / "python"
 
-# snmpsim refuses to run as root unless it drops privileges to another user, after which that
-# user must be able to read the interpreter and the venv (not so when the checkout lives under
-# /root, as in CI). The agent binds a high loopback port, so the harness stays the current user;
-# the modules snmpsim imports lazily are imported first.
-_RESPONDER = """
-import contextlib, dbm.dumb, encodings.latin_1, encodings.ascii, encodings.idna, sys
-import snmpsim.daemon
-class _Keep:
-    def __init__(self, *a, **k): pass
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
-snmpsim.daemon.PrivilegesOf = _Keep
-from snmpsim.commands.responder import main
-sys.argv[0] = "snmpsim-command-responder"
-sys.exit(main())
-"""
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def snmp_answers(port: int, community: bytes, oid: str = "1.3.6.1.2.1.1.2.0",
-                 timeout: float = 0.5) -> bool:
-    from monitord.collectors.snmp import ber
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        sock.sendto(ber.encode_get(1, community, 4242, [ber.oid_to_bytes(oid)]),
-                    ("127.0.0.1", port))
-        try:
-            sock.recv(65535)
-            return True
-        except OSError:
-            return False
 
 
 @dataclass
@@ -98,7 +62,7 @@ def start_snmpsim(workdir: Path, data: Path | None = None) -> Agent:
     port = free_udp_port()
     log = workdir / "snmpsim.log"
     process = subprocess.Popen(
-        [str(SNMPSIM_PYTHON), "-c", _RESPONDER, f"--data-dir={data_dir}",
+        [str(SNMPSIM_PYTHON), "-c", RESPONDER, f"--data-dir={data_dir}",
          f"--agent-udpv4-endpoint=127.0.0.1:{port}", f"--cache-dir={workdir / 'cache'}",
          "--log-level=error"],
         stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=workdir)

@@ -5,13 +5,13 @@ with the wrong community opens nothing -- on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 import sqlalchemy as sa
 
+from monitord.demo_snmp import free_udp_port
 from tests.support import DaemonProcess, write_config
 
 pytestmark = [pytest.mark.slow,
@@ -30,12 +30,6 @@ incidents: {resolve_hold: 1s}
 """
 LINK = ["1.3.6.1.2.1.2.2.1.1.7", "i", "7", "1.3.6.1.2.1.2.2.1.7.7", "i", "1",
         "1.3.6.1.2.1.2.2.1.8.7", "i", "2", "1.3.6.1.2.1.31.1.1.1.1.7", "s", "ge-0/0/7"]
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _snmptrap(port: int, community: str, trap_oid: str) -> None:
@@ -61,7 +55,7 @@ def _wait_for(check, timeout: float) -> float | None:
 
 
 def test_link_down_trap_opens_an_incident_within_a_second(tmp_path, db_url):
-    port = _free_udp_port()
+    port = free_udp_port()
     config, http_port = write_config(tmp_path, db_url, extra=EXTRA % port)
     daemon = DaemonProcess(config, http_port, tmp_path / "daemon.log",
                            env={"MONITORD_TEST_TRAP_COMMUNITY": COMMUNITY}).start()
@@ -96,7 +90,7 @@ def test_sighup_takes_new_devices_for_the_trap_receiver(tmp_path, sqlite_url):
     a spoof (unknown_source); moving it back makes the same trap count again."""
     import signal
 
-    port = _free_udp_port()
+    port = free_udp_port()
     config, http_port = write_config(tmp_path, sqlite_url, extra=EXTRA % port)
     daemon = DaemonProcess(config, http_port, tmp_path / "daemon.log",
                            env={"MONITORD_TEST_TRAP_COMMUNITY": COMMUNITY}).start()
