@@ -11,8 +11,6 @@ from typing import Sequence
 
 from monitord.i18n import N_, _
 from monitord.incidents.manager import TIMELINE_WORDS
-# The JSON shapes moved to monitord/incident_json.py; kept importable from here.
-from monitord.incident_json import incident_detail, incident_summary, timeline_entry  # noqa: F401
 from monitord.incidents.store.models import IncidentRow, OutboxRow
 
 WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"),
